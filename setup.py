@@ -1,0 +1,33 @@
+"""Packaging for tfrs_negatives."""
+
+from setuptools import find_packages, setup
+
+# The stack that works together (see README, "Pinned stack"): ScaNN's TF ops are
+# built against exactly one TensorFlow minor, and TFRS needs Keras 2 (tf-keras).
+STACK = [
+    "tensorflow==2.20.*",
+    "tf-keras==2.20.*",
+    "tensorflow-recommenders==0.7.7",
+    "tensorflow-datasets==4.9.*",
+    "importlib_resources",
+    "numpy>=1.26",
+]
+
+setup(
+    name="tfrs_negatives",
+    version="0.1.0",
+    description=(
+        "Negatives for TensorFlow Recommenders retrieval: log-Q correction with "
+        "streaming frequency estimation, mixed and hard negatives."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10,<3.13",
+    packages=find_packages(include=["tfrs_negatives", "tfrs_negatives.*"]),
+    install_requires=STACK,
+    extras_require={
+        "scann": ["scann[tf]==1.4.2"],
+        "test": ["pytest>=8", "scipy>=1.11", "ruff>=0.6"],
+    },
+    license="Apache-2.0",
+)

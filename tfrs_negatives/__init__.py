@@ -1,0 +1,33 @@
+"""tfrs_negatives: which negatives to train a TFRS two-tower retrieval model with.
+
+Importing this package sets `TF_USE_LEGACY_KERAS=1` (TFRS needs Keras 2) when
+TensorFlow is not loaded yet, and raises a clear ImportError when TensorFlow was
+already loaded with Keras 3.
+"""
+
+from tfrs_negatives._keras_env import ensure_legacy_keras
+
+ensure_legacy_keras()
+
+# pylint: disable=wrong-import-position
+from tfrs_negatives import estimators, ops, tasks  # noqa: E402
+from tfrs_negatives.estimators import (  # noqa: E402
+    ExactFrequencyEstimator,
+    SamplingProbabilityEstimator,
+    StaticProbabilities,
+    StreamingFrequencyEstimator,
+)
+from tfrs_negatives.tasks import CorrectedRetrieval  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CorrectedRetrieval",
+    "ExactFrequencyEstimator",
+    "SamplingProbabilityEstimator",
+    "StaticProbabilities",
+    "StreamingFrequencyEstimator",
+    "estimators",
+    "ops",
+    "tasks",
+]

@@ -1,0 +1,74 @@
+"""The interface every sampling-probability estimator shares."""
+
+from typing import Any, Optional, Union
+
+import tensorflow as tf
+
+from tfrs_negatives.ops.ids import to_int64_ids
+
+
+class SamplingProbabilityEstimator(tf.keras.layers.Layer):
+    """Maps candidate ids to the probability `q` that a sampled example's item is that id.
+
+    Calling the layer, `estimator(ids, training=...)`, returns `[n]` float32
+    probabilities in `(0, 1]`; with `training=True` an estimator that learns from
+    the stream (`updates_in_training`) first counts the batch's ids. `q` is the
+    per-example probability (the share of training examples whose item is the id),
+    so it is the same quantity whether it comes from a stream, from exact counts or
+    from a table, and it can be mixed with other samplers' probabilities.
+
+    Subclasses implement `probability(ids)` and, if they learn, `update(ids)`; ids
+    reach both as `[n]` int64 (strings already fingerprinted, see
+    `tfrs_negatives.ops.to_int64_ids`).
+    """
+
+    #: Whether `update` changes state (the task then needs `training` to be given).
+    updates_in_training: bool = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", "float32")
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+
+    def __call__(self, ids: Optional[tf.Tensor] = None, *args: Any, **kwargs: Any) -> tf.Tensor:
+        if ids is None:
+            raise ValueError(
+                f"{type(self).__name__} must be called with `ids`: a rank-1 tensor of "
+                "int32, int64 or string candidate ids, got None."
+            )
+        return super().__call__(ids, *args, **kwargs)
+
+    def call(self, ids: tf.Tensor, training: Optional[Union[bool, tf.Tensor]] = None) -> tf.Tensor:
+        """Probabilities of `ids`, after counting them when `training`.
+
+        Args:
+          ids: `[n]` int32, int64 or string ids.
+          training: Whether this is a training step (learning estimators update).
+
+        Returns:
+          `[n]` float32 probabilities in `(0, 1]`.
+        """
+        ids = to_int64_ids(ids, "ids")
+        if self.updates_in_training and training is not None:
+            if isinstance(training, bool):
+                if training:
+                    self.update(ids)
+            else:
+                tf.cond(
+                    tf.cast(training, tf.bool),
+                    lambda: self._update_returning(ids),
+                    lambda: tf.constant(False),
+                )
+        return self.probability(ids)
+
+    def _update_returning(self, ids: tf.Tensor) -> tf.Tensor:
+        self.update(ids)
+        return tf.constant(True)
+
+    def probability(self, ids: tf.Tensor) -> tf.Tensor:
+        """`[n]` float32 probabilities of `[n]` int64 ids, without changing state."""
+        raise NotImplementedError
+
+    def update(self, ids: tf.Tensor) -> None:
+        """Counts a training batch's `[n]` int64 ids. Stateless estimators do nothing."""
+        del ids

@@ -1,0 +1,24 @@
+"""Pure tensor functions (no Keras state), each tested against NumPy."""
+
+from tfrs_negatives.ops.ids import fingerprint64, to_int64_ids
+from tfrs_negatives.ops.logq import (
+    CORRECTIONS,
+    clipped_log_probability,
+    logq_correction,
+    logq_correction_positive_uncorrected,
+)
+from tfrs_negatives.ops.losses import softmax_cross_entropy
+from tfrs_negatives.ops.masking import accidental_hit_mask, apply_mask, mask_value
+
+__all__ = [
+    "CORRECTIONS",
+    "accidental_hit_mask",
+    "apply_mask",
+    "clipped_log_probability",
+    "fingerprint64",
+    "logq_correction",
+    "logq_correction_positive_uncorrected",
+    "mask_value",
+    "softmax_cross_entropy",
+    "to_int64_ids",
+]
