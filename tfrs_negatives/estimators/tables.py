@@ -12,6 +12,8 @@ ArrayLike = Union[Sequence, np.ndarray, tf.Tensor]
 
 
 def _ids_as_int64(ids: ArrayLike, name: str) -> np.ndarray:
+    if np.size(ids) == 0:
+        raise ValueError(f"`{name}` must hold at least one id, got an empty sequence.")
     if isinstance(ids, np.ndarray) and ids.dtype.kind in "iu":
         ids = ids.astype(np.int64)
     elif isinstance(ids, (list, tuple)) and ids and all(isinstance(i, int) for i in ids):
@@ -39,8 +41,6 @@ class _SortedTable(SamplingProbabilityEstimator):
         super().__init__(**kwargs)
         ids = _ids_as_int64(ids, "ids")
         probabilities = np.asarray(probabilities, np.float64).reshape(-1)
-        if ids.size == 0:
-            raise ValueError("`ids` must hold at least one id, got an empty sequence.")
         if probabilities.shape != ids.shape:
             raise ValueError(
                 f"`probabilities` must have one value per id: expected shape {ids.shape}, "

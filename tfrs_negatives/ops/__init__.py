@@ -7,6 +7,11 @@ from tfrs_negatives.ops.logq import (
     logq_correction,
     logq_correction_positive_uncorrected,
 )
+from tfrs_negatives.ops.logits import (
+    corrected_logits,
+    corrected_softmax_loss,
+    fused_corrected_softmax_loss,
+)
 from tfrs_negatives.ops.losses import softmax_cross_entropy
 from tfrs_negatives.ops.masking import accidental_hit_mask, apply_mask, mask_value
 
@@ -15,6 +20,9 @@ __all__ = [
     "accidental_hit_mask",
     "apply_mask",
     "clipped_log_probability",
+    "corrected_logits",
+    "corrected_softmax_loss",
+    "fused_corrected_softmax_loss",
     "fingerprint64",
     "logq_correction",
     "logq_correction_positive_uncorrected",

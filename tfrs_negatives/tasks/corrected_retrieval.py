@@ -40,6 +40,8 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
       temperature: Logits are divided by it before correction (as TFRS).
       loss: Optional Keras loss on `(labels [B, N], logits [B, N])`; defaults to
         softmax cross-entropy summed over rows (TFRS's default).
+      jit_compile: Compute the default loss with XLA (`tf.function(jit_compile=True)`),
+        fusing correction, masks and softmax; False runs the same ops unfused.
       metrics, batch_metrics, loss_metrics, num_hard_negatives, name: As in
         `tfrs.tasks.Retrieval`. Metrics and a custom loss hold objects (datasets of
         candidates) and are not part of `get_config`; pass them again when
@@ -59,6 +61,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         batch_metrics: Optional[List[tf.keras.metrics.Metric]] = None,
         loss_metrics: Optional[List[tf.keras.metrics.Metric]] = None,
         num_hard_negatives: Optional[int] = None,
+        jit_compile: bool = True,
         name: Optional[str] = None,
     ) -> None:
         if frequency is not None and not isinstance(frequency, SamplingProbabilityEstimator):
@@ -90,6 +93,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         self.correction_strength = float(correction_strength)
         self.probability_clip = float(probability_clip)
         self._custom_loss = loss is not None
+        self.jit_compile = bool(jit_compile)
 
     def call(
         self,
@@ -148,36 +152,39 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         probabilities = self._probabilities(
             candidate_sampling_probability, ids, num_queries, num_candidates, training
         )
-        if probabilities is not None and self.correction is not None:
-            if self.correction == "logq":
-                scores = ops.logq_correction(
-                    scores, probabilities, self.probability_clip, self.correction_strength
-                )
-            else:
-                scores = ops.logq_correction_positive_uncorrected(
-                    scores,
-                    probabilities,
-                    probabilities[:num_queries],
-                    self.probability_clip,
-                    self.correction_strength,
-                )
-        if self._remove_accidental_hits:
-            scores = ops.apply_mask(scores, ops.accidental_hit_mask(ids[:num_queries], ids))
-        if score_mask is not None:
-            scores = ops.apply_mask(scores, tf.logical_not(score_mask))
-
-        labels = None
         if sample_weight is not None:
             _check_length(tf.reshape(sample_weight, [-1]), num_queries, "sample_weight")
-        if self._custom_loss or self._num_hard_negatives is not None:
+        correction = dict(
+            probabilities=probabilities if self.correction is not None else None,
+            correction=self.correction or "logq",
+            clip_min=self.probability_clip,
+            strength=self.correction_strength,
+            positive_ids=ids[:num_queries] if self._remove_accidental_hits else None,
+            candidate_ids=ids if self._remove_accidental_hits else None,
+            score_mask=score_mask,
+        )
+        needs_logits = (
+            self._custom_loss
+            or self._num_hard_negatives is not None
+            or (compute_batch_metrics and self._batch_metrics)
+        )
+        labels = None
+        if needs_logits:
+            scores = ops.corrected_logits(scores, **correction)
             labels = tf.eye(num_queries, num_candidates)
             if self._num_hard_negatives is not None:
                 scores, labels = tfrs.layers.loss.HardNegativeMining(self._num_hard_negatives)(
                     scores, labels
                 )
-            loss = self._loss(y_true=labels, y_pred=scores, sample_weight=sample_weight)
+            if self._custom_loss or self._num_hard_negatives is not None:
+                loss = self._loss(y_true=labels, y_pred=scores, sample_weight=sample_weight)
+            else:
+                loss = ops.softmax_cross_entropy(scores, sample_weight)
         else:
-            loss = ops.softmax_cross_entropy(scores, sample_weight)
+            loss_fn = (
+                ops.fused_corrected_softmax_loss if self.jit_compile else ops.corrected_softmax_loss
+            )
+            loss = loss_fn(scores, sample_weight, **correction)
 
         update_ops = [metric.update_state(loss) for metric in self._loss_metrics]
         if compute_metrics and query_embeddings.shape.rank == 2:
@@ -190,9 +197,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
                         sample_weight=sample_weight,
                     )
                 )
-        if compute_batch_metrics and self._batch_metrics:
-            if labels is None:
-                labels = tf.eye(num_queries, num_candidates)
+        if compute_batch_metrics:
             for metric in self._batch_metrics:
                 update_ops.append(metric.update_state(labels, scores, sample_weight=sample_weight))
         with tf.control_dependencies([op for op in update_ops if op is not None]):
@@ -248,6 +253,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             remove_accidental_hits=self._remove_accidental_hits,
             temperature=self._temperature,
             num_hard_negatives=self._num_hard_negatives,
+            jit_compile=self.jit_compile,
         )
         for key in ("trainable", "dtype"):
             config.pop(key, None)
