@@ -31,9 +31,9 @@ def ensure_legacy_keras() -> None:
         os.environ["TF_USE_LEGACY_KERAS"] = "1"
     import tensorflow as tf  # noqa: PLC0415  (already in sys.modules)
 
-    version = str(getattr(tf.keras, "__version__", ""))
-    if not version.startswith("2."):
+    layer_module = tf.keras.layers.Layer.__module__
+    if not layer_module.startswith("tf_keras"):
         raise ImportError(
-            f"TensorFlow was imported before tfrs_negatives and `tf.keras` is Keras "
-            f"{version or '3'}. {_FIX}"
+            "TensorFlow was imported before tfrs_negatives and `tf.keras` is Keras 3 "
+            f"(its layers come from `{layer_module}`). {_FIX}"
         )
