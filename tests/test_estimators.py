@@ -23,7 +23,8 @@ def _reference_streaming(batches, lr):
             new_w = (1 - lr) * w + c
             gap[i] = ((1 - lr) * b * w + elapsed) / new_w
             occ[i], last[i] = new_w, now
-    return {i: 1.0 / g for i, g in gap.items()}, now
+    # A read adds the open gap since the last sighting: q = W / (T + now - A).
+    return {i: occ[i] / (gap[i] * occ[i] + now - last[i]) for i in gap}, now
 
 
 def test_streaming_hand_worked_example():
@@ -36,9 +37,11 @@ def test_streaming_hand_worked_example():
     # T = 0.5 * (3 * 2) + 2 = 5, gap 2.5, q = 0.4. Item 7 first seen: gap 8, q = 1/8.
     q = est(tf.constant([5, 7]), training=True).numpy()
     np.testing.assert_allclose(q, [0.4, 1 / 8], rtol=1e-6)
-    # Reading without training changes nothing; an unseen id gets 1 / examples_seen.
+    # Reading without training changes nothing. Item 9 (W = 3, T = 6, last seen at
+    # 6, now 8) reads the open gap too: q = 3 / (6 + 2) = 0.375. An unseen id gets
+    # 1 / examples_seen.
     q = est(tf.constant([9, 123456]), training=False).numpy()
-    np.testing.assert_allclose(q, [0.5, 1 / 8], rtol=1e-6)
+    np.testing.assert_allclose(q, [0.375, 1 / 8], rtol=1e-6)
     assert int(est.examples_seen.numpy()) == 8
 
 
@@ -94,6 +97,17 @@ def test_streaming_multiple_hashes_take_the_smallest_probability():
     wide = tfn.StreamingFrequencyEstimator(num_buckets=10007, num_hashes=2)
     q = wide(tf.constant([1, 2, 3, 4]), training=True).numpy()
     np.testing.assert_allclose(q, 0.25)
+
+
+def test_streaming_item_that_stops_appearing_decays():
+    # Seen once in the first batch of 1024, then absent for 199 batches: its share
+    # of the 204,800 examples is 1 / 204,800, not the 1 / 1024 of its sighting.
+    est = tfn.StreamingFrequencyEstimator(num_buckets=2**16)
+    update = tf.function(lambda ids: est(ids, training=True))
+    update(tf.range(1024, dtype=tf.int64))
+    for step in range(199):
+        update(tf.fill([1024], tf.constant(5000 + step, tf.int64)))
+    np.testing.assert_allclose(est(tf.constant([7])).numpy(), [1 / 204_800], rtol=1e-6)
 
 
 def test_streaming_string_ids_and_training_tensor():

@@ -87,8 +87,10 @@ def _read(movielens_dir: str, version: str, name: str, sep: str, n: int) -> list
         if line := line.strip():
             fields = line.split(sep)
             if len(fields) != n:
-                raise ValueError(f"{path}:{lineno}: expected {n} {sep!r}-separated "
-                                 f"fields, got {len(fields)}: {line!r}")
+                raise ValueError(
+                    f"{path}:{lineno}: expected {n} {sep!r}-separated "
+                    f"fields, got {len(fields)}: {line!r}"
+                )
             rows.append(fields)
     return rows
 
@@ -102,14 +104,16 @@ def _genre_ids(names: list[str], where: str) -> list[int]:
 
 def _movies(movielens_dir: str, version: str) -> list[tuple[str, str, list[int]]]:
     """Returns (movie_id, movie_title, genre label ids) per movie, in file order."""
+    movies = []
     if version == "100k":
-        return [
-            (r[0], r[1], [_GENRES.index(g) for g, f in zip(_GENRE_FLAGS_100K, r[5:])
-                          if f == "1"])
-            for r in _read(movielens_dir, version, "u.item", "|", 24)
-        ]
-    rows = _read(movielens_dir, version, "movies.dat", "::", 3)
-    return [(i, title, _genre_ids(g.split("|"), f"movie {i}")) for i, title, g in rows]
+        for r in _read(movielens_dir, version, "u.item", "|", 24):
+            names = [g for g, flag in zip(_GENRE_FLAGS_100K, r[5:]) if flag == "1"]
+            movies.append((r[0], r[1], _genre_ids(names, f"u.item: movie {r[0]}")))
+    else:
+        for r in _read(movielens_dir, version, "movies.dat", "::", 3):
+            names = r[2].split("|")
+            movies.append((r[0], r[1], _genre_ids(names, f"movies.dat: movie {r[0]}")))
+    return movies
 
 
 def _users(movielens_dir: str, version: str) -> dict[str, tuple]:
@@ -128,8 +132,14 @@ def _users(movielens_dir: str, version: str) -> dict[str, tuple]:
             text = _OCCUPATION_1M[int(code)]
             label = "student" if text.endswith("student") else text
             bucket = int(age)
-        users[user_id] = (gender == "M", bucket, int(age), _OCCUPATIONS.index(label),
-                          text, zip_code)
+        users[user_id] = (
+            gender == "M",
+            bucket,
+            int(age),
+            _OCCUPATIONS.index(label),
+            text,
+            zip_code,
+        )
     return users
 
 
@@ -199,8 +209,12 @@ def load_movielens_local(
     def with_genres(row: dict) -> dict:
         start, length = row.pop("_start"), row.pop("_length")
         genre_ids = tf.slice(flat, tf.reshape(start, [1]), tf.reshape(length, [1]))
-        return {"movie_id": row.pop("movie_id"), "movie_title": row.pop("movie_title"),
-                "movie_genres": genre_ids, **row}
+        return {
+            "movie_id": row.pop("movie_id"),
+            "movie_title": row.pop("movie_title"),
+            "movie_genres": genre_ids,
+            **row,
+        }
 
     cols = {"movie_id": movie_ids, "movie_title": movie_titles, **cols}
     return tf.data.Dataset.from_tensor_slices(cols).map(with_genres)

@@ -34,8 +34,11 @@ class StreamingFrequencyEstimator(SamplingProbabilityEstimator):
     and `q = 1 / B` approaches the item's share of examples, not the chance that it
     appears in a batch. First sighting: `A` starts at 0, so the first gap is the
     number of examples since training began, divided by `c`; `W = 0` makes the
-    first observation the whole estimate. `q` of an id never seen is
-    `1 / max(now, 1)` (at most one occurrence so far).
+    first observation the whole estimate. A read counts the examples since the
+    last sighting as an open gap, `q = W / (T + now - A)`, so an item that stops
+    appearing decays instead of keeping the estimate of its last sighting (in a
+    training step the batch's ids have `now = A`, so this changes nothing there).
+    `q` of an id never seen is `1 / max(now, 1)` (at most one occurrence so far).
 
     With `num_hashes > 1`, each id is hashed by independent universal hash
     functions into separate arrays; collisions only add occurrences, so the estimate
@@ -125,7 +128,11 @@ class StreamingFrequencyEstimator(SamplingProbabilityEstimator):
 
     def probability(self, ids: tf.Tensor) -> tf.Tensor:
         positions = self.bucket_indices(ids)  # [H, n]
-        gaps = tf.reduce_max(tf.gather(self.gap, positions), axis=0)  # [n]
+        occurrences = tf.gather(self.occurrences, positions)
+        # The examples since the last sighting count as an open gap: (T + now - A) / W.
+        open_gap = tf.cast(self.examples_seen - tf.gather(self.last_seen, positions), tf.float32)
+        gaps = tf.gather(self.gap, positions) + tf.math.divide_no_nan(open_gap, occurrences)
+        gaps = tf.reduce_max(gaps, axis=0)  # [n]; 0 only if never seen
         unseen_gap = tf.cast(tf.maximum(self.examples_seen, 1), tf.float32)
         gaps = tf.where(gaps > 0.0, gaps, unseen_gap)
         return tf.minimum(1.0 / gaps, 1.0)
