@@ -228,19 +228,26 @@ def zipf_section(args: argparse.Namespace, estimator_kwargs: dict) -> None:
         print_row(name, "count <= 5", compare(q[tail], exact[tail], scale))
     ids = np.concatenate(batches)
     print_row("ours, q in training", "per example", compare(q_returned, exact[ids]))
-    print("   rows 'q in training': the q each training call returned for each example, "
-          "against its item's exact frequency")
+    print(
+        "   rows 'q in training': the q each training call returned for each example, "
+        "against its item's exact frequency"
+    )
     weights = np.arange(1, args.num_items + 1, dtype=np.float64) ** -args.zipf_exponent
     floor = compare(exact[appeared], weights[appeared] / weights.sum())
-    print(f"   sampling noise: exact counts vs the true Zipf p, all appeared: log-pearson "
-          f"{floor['log_pearson']:.3f}, spearman {floor['spearman']:.3f}")
+    print(
+        f"   sampling noise: exact counts vs the true Zipf p, all appeared: log-pearson "
+        f"{floor['log_pearson']:.3f}, spearman {floor['spearman']:.3f}"
+    )
     print(f"   ({time.perf_counter() - start:.1f} s)")
 
 
 def movielens_section(args: argparse.Namespace, estimator_kwargs: dict) -> None:
     """Part 2: the MovieLens 100K training stream at batch 8192, 1024 and 256, 3 epochs."""
     path = os.path.join(args.movielens_dir, "u.data")
-    print(f"\n== 2. MovieLens 100K training stream (80,000 ratings, titles as ids), {args.epochs} epochs")
+    print(
+        "\n== 2. MovieLens 100K training stream (80,000 ratings, titles as ids), "
+        f"{args.epochs} epochs"
+    )
     if not os.path.exists(path):
         print(f"   skipped: {path} not found (pass --movielens_dir)")
         return
@@ -251,24 +258,31 @@ def movielens_section(args: argparse.Namespace, estimator_kwargs: dict) -> None:
     exact = counts / counts.sum()
     appeared = counts > 0
     print(f"   {appeared.sum()} distinct titles in the training split")
-    print("   as-published measured in DESIGN: 8192 -> 40% q>=0.99, log-corr 0.86; "
-          "1024 -> 1%, 0.97; 256 -> 0%, 0.98")
-    print(f"  {'batch':>6}{'steps':>7}  {'estimator':<22}{'log-pear':>10}{'spearman':>10}"
-          f"{'med q/ex':>10}{'q>=0.99':>9}")
+    print(
+        "   as-published measured in DESIGN: 8192 -> 40% q>=0.99, log-corr 0.86; "
+        "1024 -> 1%, 0.97; 256 -> 0%, 0.98"
+    )
+    print(
+        f"  {'batch':>6}{'steps':>7}  {'estimator':<22}{'log-pear':>10}{'spearman':>10}"
+        f"{'med q/ex':>10}{'q>=0.99':>9}"
+    )
     for batch_size in args.movielens_batch_sizes:
         epoch = [titles[i : i + batch_size] for i in range(0, titles.size, batch_size)]
         batches = epoch * args.epochs
         estimates = {
             "streaming (ours)": (streaming_q(batches, num_ids, **estimator_kwargs)[0], 1.0),
             "as published (steps)": (
-                published_q(batches, num_ids, args.reference_learning_rate), float(batch_size)
+                published_q(batches, num_ids, args.reference_learning_rate),
+                float(batch_size),
             ),
         }
         for name, (q, scale) in estimates.items():
             m = compare(q[appeared], exact[appeared], scale)
             flag = "" if m["log_pearson"] >= TARGET else "  < target"
-            print(f"  {batch_size:>6}{len(batches):>7}  {name:<22}{m['log_pearson']:>10.3f}"
-                  f"{m['spearman']:>10.3f}{m['median_ratio']:>10.3f}{m['saturated']:>9.1%}{flag}")
+            print(
+                f"  {batch_size:>6}{len(batches):>7}  {name:<22}{m['log_pearson']:>10.3f}"
+                f"{m['spearman']:>10.3f}{m['median_ratio']:>10.3f}{m['saturated']:>9.1%}{flag}"
+            )
     print(f"   ({time.perf_counter() - start:.1f} s)")
 
 
@@ -290,11 +304,15 @@ def memory_section(estimator_kwargs: dict) -> None:
         sizes = {v.name.split("/")[-1].split(":")[0]: v.numpy().nbytes for v in estimator.weights}
         occupied = int(np.count_nonzero(estimator.occurrences.numpy()))
         detail = ", ".join(f"{name} {size:,}" for name, size in sizes.items())
-        print(f"  n = {num_distinct:>9,}: total {sum(sizes.values()):>11,} bytes ({detail}); "
-              f"{occupied:,} of {estimator.occurrences.shape[0]:,} buckets occupied")
-    print(f"  (num_buckets={estimator.num_buckets}, num_hashes={estimator.num_hashes}: "
-          f"{estimator.num_hashes} x {estimator.num_buckets} x (8 + 4 + 4) bytes + 8; "
-          f"{time.perf_counter() - start:.1f} s)")
+        print(
+            f"  n = {num_distinct:>9,}: total {sum(sizes.values()):>11,} bytes ({detail}); "
+            f"{occupied:,} of {estimator.occurrences.shape[0]:,} buckets occupied"
+        )
+    print(
+        f"  (num_buckets={estimator.num_buckets}, num_hashes={estimator.num_hashes}: "
+        f"{estimator.num_hashes} x {estimator.num_buckets} x (8 + 4 + 4) bytes + 8; "
+        f"{time.perf_counter() - start:.1f} s)"
+    )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -308,14 +326,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--movielens_dir", default="/work/shared/data/ml-100k")
     parser.add_argument("--movielens_batch_sizes", type=int, nargs="+", default=[8192, 1024, 256])
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--num_buckets", type=int, default=None,
-                        help="StreamingFrequencyEstimator num_buckets (default: its own).")
-    parser.add_argument("--num_hashes", type=int, default=None,
-                        help="StreamingFrequencyEstimator num_hashes (default: its own).")
-    parser.add_argument("--learning_rate", type=float, default=None,
-                        help="StreamingFrequencyEstimator learning_rate (default: its own).")
-    parser.add_argument("--reference_learning_rate", type=float, default=0.05,
-                        help="Learning rate of the as-published NumPy reference.")
+    parser.add_argument(
+        "--num_buckets",
+        type=int,
+        default=None,
+        help="StreamingFrequencyEstimator num_buckets (default: its own).",
+    )
+    parser.add_argument(
+        "--num_hashes",
+        type=int,
+        default=None,
+        help="StreamingFrequencyEstimator num_hashes (default: its own).",
+    )
+    parser.add_argument(
+        "--learning_rate",
+        type=float,
+        default=None,
+        help="StreamingFrequencyEstimator learning_rate (default: its own).",
+    )
+    parser.add_argument(
+        "--reference_learning_rate",
+        type=float,
+        default=0.05,
+        help="Learning rate of the as-published NumPy reference.",
+    )
     return parser.parse_args(argv)
 
 
@@ -328,9 +362,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         if getattr(args, key) is not None
     }
     defaults = tfn.estimators.StreamingFrequencyEstimator(**estimator_kwargs).get_config()
-    print("StreamingFrequencyEstimator("
-          + ", ".join(f"{k}={defaults[k]}" for k in ("num_buckets", "num_hashes", "learning_rate"))
-          + f"); as-published reference learning rate {args.reference_learning_rate}\n")
+    print(
+        "StreamingFrequencyEstimator("
+        + ", ".join(f"{k}={defaults[k]}" for k in ("num_buckets", "num_hashes", "learning_rate"))
+        + f"); as-published reference learning rate {args.reference_learning_rate}\n"
+    )
     start = time.perf_counter()
     zipf_section(args, estimator_kwargs)
     movielens_section(args, estimator_kwargs)

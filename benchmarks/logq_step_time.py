@@ -19,10 +19,10 @@ import statistics
 import time
 
 import numpy as np
-
-import tfrs_negatives as tfn
 import tensorflow as tf  # noqa: E402  (after tfrs_negatives: Keras 2)
 import tensorflow_recommenders as tfrs  # noqa: E402
+
+import tfrs_negatives as tfn
 
 
 def make_batches(batch_size: int, num_batches: int, seed: int = 0):
@@ -47,10 +47,16 @@ class TwoTower(tfrs.Model):
     def __init__(self, users, items, task, pass_training: bool):
         super().__init__()
         self.query_tower = tf.keras.Sequential(
-            [tf.keras.layers.StringLookup(vocabulary=users), tf.keras.layers.Embedding(len(users) + 1, 32)]
+            [
+                tf.keras.layers.StringLookup(vocabulary=users),
+                tf.keras.layers.Embedding(len(users) + 1, 32),
+            ]
         )
         self.item_tower = tf.keras.Sequential(
-            [tf.keras.layers.StringLookup(vocabulary=items), tf.keras.layers.Embedding(len(items) + 1, 32)]
+            [
+                tf.keras.layers.StringLookup(vocabulary=items),
+                tf.keras.layers.Embedding(len(items) + 1, 32),
+            ]
         )
         self.task = task
         self.pass_training = pass_training
@@ -59,7 +65,9 @@ class TwoTower(tfrs.Model):
         q = self.query_tower(features["user_id"])
         c = self.item_tower(features["movie_title"])
         kwargs = {"training": training} if self.pass_training else {}
-        return self.task(q, c, candidate_ids=features["movie_title"], compute_metrics=False, **kwargs)
+        return self.task(
+            q, c, candidate_ids=features["movie_title"], compute_metrics=False, **kwargs
+        )
 
 
 def main() -> None:
@@ -80,7 +88,9 @@ def main() -> None:
             ),
             True,
         ),
-        "tfrs_hits": TwoTower(users, items, tfrs.tasks.Retrieval(remove_accidental_hits=True), False),
+        "tfrs_hits": TwoTower(
+            users, items, tfrs.tasks.Retrieval(remove_accidental_hits=True), False
+        ),
     }
     steps = {}
     for name, model in variants.items():
@@ -99,7 +109,9 @@ def main() -> None:
     print(f"batch {args.batch_size}, {args.steps} steps each, interleaved; median step time")
     for name in variants:
         print(f"  {name:10s} {1000 * median[name]:8.1f} ms")
-    print(f"ratio corrected / plain   = {median['corrected'] / median['plain']:.3f}  (target <= 1.10)")
+    print(
+        f"ratio corrected / plain   = {median['corrected'] / median['plain']:.3f}  (target <= 1.10)"
+    )
     print(f"ratio tfrs_hits / plain   = {median['tfrs_hits'] / median['plain']:.3f}")
 
 

@@ -26,10 +26,10 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-
-import tfrs_negatives as tfn  # first: selects Keras 2 for TFRS
 import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
+
+import tfrs_negatives as tfn  # first: selects Keras 2 for TFRS
 from tfrs_negatives.data import load_movielens  # noqa: E402
 from tfrs_negatives.evaluation import head_items, recall_at_k  # noqa: E402
 
@@ -39,25 +39,39 @@ STRATEGIES = ("plain", "logq_streaming", "logq_exact")
 class MovielensModel(tfrs.Model):
     """The tutorial's two-tower model, with a pluggable retrieval task."""
 
-    def __init__(self, users: np.ndarray, titles: np.ndarray, task: tf.keras.layers.Layer,
-                 embedding_dim: int = 32) -> None:
+    def __init__(
+        self,
+        users: np.ndarray,
+        titles: np.ndarray,
+        task: tf.keras.layers.Layer,
+        embedding_dim: int = 32,
+    ) -> None:
         super().__init__()
-        self.query_tower = tf.keras.Sequential([
-            tf.keras.layers.StringLookup(vocabulary=users, mask_token=None),
-            tf.keras.layers.Embedding(len(users) + 1, embedding_dim),
-        ])
-        self.item_tower = tf.keras.Sequential([
-            tf.keras.layers.StringLookup(vocabulary=titles, mask_token=None),
-            tf.keras.layers.Embedding(len(titles) + 1, embedding_dim),
-        ])
+        self.query_tower = tf.keras.Sequential(
+            [
+                tf.keras.layers.StringLookup(vocabulary=users, mask_token=None),
+                tf.keras.layers.Embedding(len(users) + 1, embedding_dim),
+            ]
+        )
+        self.item_tower = tf.keras.Sequential(
+            [
+                tf.keras.layers.StringLookup(vocabulary=titles, mask_token=None),
+                tf.keras.layers.Embedding(len(titles) + 1, embedding_dim),
+            ]
+        )
         self.task = task
 
     def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         queries = self.query_tower(features["user_id"])
         items = self.item_tower(features["movie_title"])
         if isinstance(self.task, tfn.CorrectedRetrieval):
-            return self.task(queries, items, candidate_ids=features["movie_title"],
-                             compute_metrics=False, training=training)
+            return self.task(
+                queries,
+                items,
+                candidate_ids=features["movie_title"],
+                compute_metrics=False,
+                training=training,
+            )
         return self.task(queries, items, compute_metrics=False)
 
 
@@ -67,10 +81,12 @@ def make_task(strategy: str, train_titles: np.ndarray) -> tf.keras.layers.Layer:
         return tfrs.tasks.Retrieval()
     if strategy == "logq_streaming":
         return tfn.CorrectedRetrieval(
-            frequency=tfn.StreamingFrequencyEstimator(), remove_accidental_hits=True)
+            frequency=tfn.StreamingFrequencyEstimator(), remove_accidental_hits=True
+        )
     if strategy == "logq_exact":
         counts = tfn.ExactFrequencyEstimator.from_dataset(
-            tf.data.Dataset.from_tensor_slices(train_titles).batch(65536))
+            tf.data.Dataset.from_tensor_slices(train_titles).batch(65536)
+        )
         return tfn.CorrectedRetrieval(frequency=counts, remove_accidental_hits=True)
     raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
 
@@ -78,12 +94,19 @@ def make_task(strategy: str, train_titles: np.ndarray) -> tf.keras.layers.Layer:
 def split_ratings(dataset: tf.data.Dataset, seed: int, train_share: float = 0.8):
     """The tutorial's split: shuffle once with `seed`, first 80% train, rest test."""
     pairs = dataset.map(lambda x: (x["user_id"], x["movie_title"]))
-    users, titles = (np.concatenate(parts) for parts in zip(*pairs.batch(65536).as_numpy_iterator()))
+    users, titles = (
+        np.concatenate(parts) for parts in zip(*pairs.batch(65536).as_numpy_iterator())
+    )
     tf.random.set_seed(seed)
-    order = np.array(list(
-        tf.data.Dataset.range(len(users)).shuffle(len(users), seed=seed,
-                                                  reshuffle_each_iteration=False)
-        .batch(65536).as_numpy_iterator()), dtype=object)
+    order = np.array(
+        list(
+            tf.data.Dataset.range(len(users))
+            .shuffle(len(users), seed=seed, reshuffle_each_iteration=False)
+            .batch(65536)
+            .as_numpy_iterator()
+        ),
+        dtype=object,
+    )
     order = np.concatenate(list(order)).astype(np.int64)
     n_train = int(train_share * len(users))
     train, test = order[:n_train], order[n_train:]
@@ -93,8 +116,11 @@ def split_ratings(dataset: tf.data.Dataset, seed: int, train_share: float = 0.8)
 def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
     """Trains every strategy and returns `{strategy: {metric: value}}`."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--movielens_dir", default=None,
-                        help="unzipped ml-100k folder; default: download through tfds")
+    parser.add_argument(
+        "--movielens_dir",
+        default=None,
+        help="unzipped ml-100k folder; default: download through tfds",
+    )
     parser.add_argument("--config", default="100k-ratings")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--epochs", type=int, default=3)
@@ -123,11 +149,17 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
     train_idx = np.array([title_index[t] for t in train_titles])
     test_idx = np.array([title_index[t] for t in test_titles])
     head = head_items(train_idx, len(titles))
-    print(f"data: {source}; {len(train_users)} train / {len(test_users)} test ratings, "
-          f"{len(users)} users, {len(titles)} titles, {head.sum()} head titles")
+    print(
+        f"data: {source}; {len(train_users)} train / {len(test_users)} test ratings, "
+        f"{len(users)} users, {len(titles)} titles, {head.sum()} head titles"
+    )
 
-    train = (tf.data.Dataset.from_tensor_slices({"user_id": train_users, "movie_title": train_titles})
-             .shuffle(len(train_users), seed=args.seed).batch(args.batch_size).cache())
+    train = (
+        tf.data.Dataset.from_tensor_slices({"user_id": train_users, "movie_title": train_titles})
+        .shuffle(len(train_users), seed=args.seed)
+        .batch(args.batch_size)
+        .cache()
+    )
     results: Dict[str, Dict[str, float]] = {}
     for strategy in strategies:
         tf.keras.utils.set_random_seed(args.seed)
@@ -138,12 +170,19 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
         seconds = time.perf_counter() - start
         queries = model.query_tower(tf.constant(test_users)).numpy()
         items = model.item_tower(tf.constant(titles)).numpy()
-        results[strategy] = {**recall_at_k(queries, items, test_idx, ks, head),
-                             "train_seconds": seconds}
+        results[strategy] = {
+            **recall_at_k(queries, items, test_idx, ks, head),
+            "train_seconds": seconds,
+        }
     print_table(results, ks)
     if args.output_json:
         with open(args.output_json, "w", encoding="utf-8") as f:
-            json.dump({"source": source, "results": results}, f, indent=2)
+            # A group with no test interaction has recall NaN: written as null.
+            clean = {
+                name: {k: None if np.isnan(v) else v for k, v in row.items()}
+                for name, row in results.items()
+            }
+            json.dump({"source": source, "results": clean}, f, indent=2, allow_nan=False)
     return results
 
 
@@ -152,8 +191,11 @@ def print_table(results: Dict[str, Dict[str, float]], ks: List[int]) -> None:
     cols = [f"{p}recall@{k}" for p in ("", "head_", "tail_") for k in ks]
     print(f"{'strategy':16s}" + "".join(f"{c:>17s}" for c in cols) + f"{'train s':>9s}")
     for name, row in results.items():
-        print(f"{name:16s}" + "".join(f"{row[c]:17.3f}" for c in cols)
-              + f"{row['train_seconds']:9.1f}")
+        print(
+            f"{name:16s}"
+            + "".join(f"{row[c]:17.3f}" for c in cols)
+            + f"{row['train_seconds']:9.1f}"
+        )
 
 
 def main() -> None:

@@ -137,7 +137,9 @@ def test_bad_inputs_raise_clear_errors():
         task(q, c, candidate_ids=tf.constant([1, 2, 3, 4]), sample_weight=tf.ones([3]))
     ids = tf.constant([1, 2, 3, 4])
     for bad in ([0.5, 0.0, 0.5, 0.5], [0.5, 1.5, 0.5, 0.5], [0.5, float("nan"), 0.5, 0.5]):
-        with pytest.raises(tf.errors.InvalidArgumentError, match="`candidate_sampling_probability`"):
+        with pytest.raises(
+            tf.errors.InvalidArgumentError, match="`candidate_sampling_probability`"
+        ):
             task(q, c, candidate_ids=ids, candidate_sampling_probability=tf.constant(bad))
     with pytest.raises(ValueError, match="`correction`"):
         tfn.CorrectedRetrieval(correction="log")

@@ -49,7 +49,9 @@ def test_streaming_hand_worked_example():
 def test_streaming_matches_numpy_reference(seed):
     rng = np.random.default_rng(seed)
     batches = [rng.integers(0, 50, size=int(rng.integers(1, 40))) for _ in range(30)]
-    est = tfn.StreamingFrequencyEstimator(num_buckets=2**16, num_hashes=3, learning_rate=0.1, seed=seed)
+    est = tfn.StreamingFrequencyEstimator(
+        num_buckets=2**16, num_hashes=3, learning_rate=0.1, seed=seed
+    )
     update = tf.function(lambda ids: est(ids, training=True))
     for batch in batches:
         update(tf.constant(batch, tf.int64))
@@ -146,7 +148,9 @@ def test_streaming_checkpoint_restores_state_exactly(tmp_path):
 @pytest.mark.parametrize(
     "make",
     [
-        lambda: tfn.StreamingFrequencyEstimator(num_buckets=64, num_hashes=3, learning_rate=0.2, seed=7),
+        lambda: tfn.StreamingFrequencyEstimator(
+            num_buckets=64, num_hashes=3, learning_rate=0.2, seed=7
+        ),
         lambda: tfn.ExactFrequencyEstimator([3, 1, 2], [5, 3, 2], unseen_count=0.5),
         lambda: tfn.StaticProbabilities(["a", "b"], [0.25, 0.75], default_probability=0.01),
     ],
@@ -156,7 +160,11 @@ def test_get_config_round_trips(make):
     config = layer.get_config()
     clone = type(layer).from_config(config)
     assert clone.get_config() == config
-    probe = tf.constant(["a", "b", "zz"]) if isinstance(layer, tfn.StaticProbabilities) else tf.constant([1, 2, 3, 99])
+    probe = (
+        tf.constant(["a", "b", "zz"])
+        if isinstance(layer, tfn.StaticProbabilities)
+        else tf.constant([1, 2, 3, 99])
+    )
     np.testing.assert_array_equal(layer(probe).numpy(), clone(probe).numpy())
     # Also through Keras' generic (de)serialization, by registered name.
     again = tf.keras.layers.deserialize(tf.keras.layers.serialize(layer))
@@ -165,7 +173,10 @@ def test_get_config_round_trips(make):
 
 def test_exact_frequency_from_dataset():
     ids = tf.constant(["b", "a", "b", "c", "b", "a"])
-    for dataset in (tf.data.Dataset.from_tensor_slices(ids), tf.data.Dataset.from_tensor_slices(ids).batch(4)):
+    for dataset in (
+        tf.data.Dataset.from_tensor_slices(ids),
+        tf.data.Dataset.from_tensor_slices(ids).batch(4),
+    ):
         est = tfn.ExactFrequencyEstimator.from_dataset(dataset)
         q = est(tf.constant(["a", "b", "c", "never"])).numpy()
         np.testing.assert_allclose(q, [2 / 6, 3 / 6, 1 / 6, 1 / 6], rtol=1e-6)
@@ -173,7 +184,9 @@ def test_exact_frequency_from_dataset():
 
 def test_exact_frequency_unseen_count():
     est = tfn.ExactFrequencyEstimator([10, 20], [30, 10], unseen_count=0.4)
-    np.testing.assert_allclose(est(tf.constant([20, 10, 30])).numpy(), [0.25, 0.75, 0.01], rtol=1e-6)
+    np.testing.assert_allclose(
+        est(tf.constant([20, 10, 30])).numpy(), [0.25, 0.75, 0.01], rtol=1e-6
+    )
 
 
 def test_static_probabilities_unknown_id_without_default_fails():
@@ -197,7 +210,10 @@ def test_table_checkpoint_round_trip(tmp_path):
         (lambda: tfn.StaticProbabilities([1, 2], [0.5, 1.5]), r"`probabilities`.*\(0, 1\]"),
         (lambda: tfn.StaticProbabilities([1, 2], [0.5, float("nan")]), "`probabilities`.*NaN"),
         (lambda: tfn.StaticProbabilities([1, 2], [0.0, 0.5]), "`probabilities`"),
-        (lambda: tfn.StaticProbabilities([1, 2], [0.5]), "`probabilities` must have one value per id"),
+        (
+            lambda: tfn.StaticProbabilities([1, 2], [0.5]),
+            "`probabilities` must have one value per id",
+        ),
         (lambda: tfn.StaticProbabilities([1, 1], [0.5, 0.5]), "`ids` must be distinct"),
         (lambda: tfn.StaticProbabilities([], []), "`ids` must hold at least one"),
         (lambda: tfn.StaticProbabilities([1.5], [0.5]), "`ids`.*float"),
@@ -206,7 +222,12 @@ def test_table_checkpoint_round_trip(tmp_path):
         (lambda: tfn.StreamingFrequencyEstimator(num_buckets=0), "`num_buckets`"),
         (lambda: tfn.StreamingFrequencyEstimator(num_hashes=0), "`num_hashes`"),
         (lambda: tfn.StreamingFrequencyEstimator(learning_rate=0.0), "`learning_rate`"),
-        (lambda: tfn.ExactFrequencyEstimator.from_dataset(tf.data.Dataset.from_tensor_slices({"a": [1]})), "`dataset`"),
+        (
+            lambda: tfn.ExactFrequencyEstimator.from_dataset(
+                tf.data.Dataset.from_tensor_slices({"a": [1]})
+            ),
+            "`dataset`",
+        ),
     ],
 )
 def test_bad_input_errors(make, match):

@@ -21,8 +21,9 @@ def test_recall_at_k_hand_worked():
     queries = np.array([[1.0], [1.0], [-1.0]])
     # Query 0, true item 1: one item (0) scores higher -> rank 1.
     # Query 1, true item 3: rank 3.  Query 2 (negated scores), true item 3: rank 0.
-    result = recall_at_k(queries, items, np.array([1, 3, 3]), ks=(1, 2, 4),
-                         head=np.array([True, True, False, False]))
+    result = recall_at_k(
+        queries, items, np.array([1, 3, 3]), ks=(1, 2, 4), head=np.array([True, True, False, False])
+    )
     assert result["recall@1"] == pytest.approx(1 / 3)
     assert result["recall@2"] == pytest.approx(2 / 3)
     assert result["recall@4"] == 1.0

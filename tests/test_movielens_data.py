@@ -65,9 +65,7 @@ def _rows(dataset) -> list:
             else (value.item() if isinstance(value, np.generic) else value)
         )
 
-    return [
-        {k: plain(v) for k, v in row.items()} for row in dataset.as_numpy_iterator()
-    ]
+    return [{k: plain(v) for k, v in row.items()} for row in dataset.as_numpy_iterator()]
 
 
 def _user(uid, gender, bucket, raw_age, label, text, zip_code):

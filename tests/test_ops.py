@@ -60,17 +60,17 @@ def test_accidental_hit_mask_hand_worked():
     mask = ops.accidental_hit_mask(
         tf.constant([7, 3, 7], tf.int64), tf.constant([7, 3, 7, 3], tf.int64)
     ).numpy()
-    expected = np.array(
-        [[0, 0, 1, 0], [0, 0, 0, 1], [1, 0, 0, 0]], dtype=bool
-    )
+    expected = np.array([[0, 0, 1, 0], [0, 0, 0, 1], [1, 0, 0, 0]], dtype=bool)
     np.testing.assert_array_equal(mask, expected)
 
 
 @pytest.mark.parametrize("dtype", [tf.float16, tf.bfloat16, tf.float32])
 def test_masking_is_finite_and_exact_in_low_precision(dtype):
     logits = tf.cast(tf.constant([[2.0, 1.0, 3.0, -1.0]]), dtype)
-    masked = ops.apply_mask(ops.apply_mask(logits, tf.constant([[False, False, True, False]])),
-                            tf.constant([[False, False, True, False]]))  # masked twice
+    masked = ops.apply_mask(
+        ops.apply_mask(logits, tf.constant([[False, False, True, False]])),
+        tf.constant([[False, False, True, False]]),
+    )  # masked twice
     assert np.isfinite(tf.cast(masked, tf.float32).numpy()).all()
     probs = tf.cast(tf.nn.softmax(tf.cast(masked, tf.float32)), tf.float64).numpy()
     # Masked column takes exactly zero mass; others as a softmax over [2, 1, -1].
@@ -106,8 +106,12 @@ def test_fused_loss_equals_unfused_and_numpy(correction):
     ids = rng.integers(0, 4, size=n).astype(np.int64)
     weights = rng.uniform(0.5, 1.5, size=b).astype(np.float32)
     kwargs = dict(
-        probabilities=tf.constant(q), correction=correction, clip_min=1e-6, strength=1.0,
-        positive_ids=tf.constant(ids[:b]), candidate_ids=tf.constant(ids),
+        probabilities=tf.constant(q),
+        correction=correction,
+        clip_min=1e-6,
+        strength=1.0,
+        positive_ids=tf.constant(ids[:b]),
+        candidate_ids=tf.constant(ids),
     )
     fused = ops.fused_corrected_softmax_loss(tf.constant(scores), tf.constant(weights), **kwargs)
     plain = ops.corrected_softmax_loss(tf.constant(scores), tf.constant(weights), **kwargs)

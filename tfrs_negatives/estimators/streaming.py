@@ -106,7 +106,7 @@ class StreamingFrequencyEstimator(SamplingProbabilityEstimator):
         coefficients = tf.constant(self._coefficients)  # [H, 4]
         acc = coefficients[:, 3:4] + tf.zeros_like(ids)[None, :]  # [H, n]
         for piece in range(3):
-            acc = (acc + (coefficients[:, piece : piece + 1] * pieces[piece][None, :]) % _PRIME)
+            acc = acc + (coefficients[:, piece : piece + 1] * pieces[piece][None, :]) % _PRIME
             acc = acc % _PRIME
         offsets = tf.range(self.num_hashes, dtype=tf.int64)[:, None] * self.num_buckets
         return acc % self.num_buckets + offsets

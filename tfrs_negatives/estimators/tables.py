@@ -50,7 +50,8 @@ class _SortedTable(SamplingProbabilityEstimator):
         if bad.any():
             raise ValueError(
                 "`probabilities` must lie in (0, 1] with no NaN; got "
-                f"{probabilities[bad][:5].tolist()} at positions {np.flatnonzero(bad)[:5].tolist()}."
+                f"{probabilities[bad][:5].tolist()} at positions "
+                f"{np.flatnonzero(bad)[:5].tolist()}."
             )
         if default_probability is not None and not 0.0 < float(default_probability) <= 1.0:
             raise ValueError(
@@ -61,16 +62,25 @@ class _SortedTable(SamplingProbabilityEstimator):
         duplicated = ids[1:][ids[1:] == ids[:-1]]
         if duplicated.size:
             raise ValueError(
-                f"`ids` must be distinct; repeated (as int64 or fingerprint): {duplicated[:5].tolist()}."
+                "`ids` must be distinct; repeated (as int64 or fingerprint): "
+                f"{duplicated[:5].tolist()}."
             )
-        self.default_probability = None if default_probability is None else float(default_probability)
+        self.default_probability = (
+            None if default_probability is None else float(default_probability)
+        )
         self.table_size = int(ids.size)
         self.sorted_ids = self.add_weight(
-            name="sorted_ids", shape=[ids.size], dtype=tf.int64, trainable=False,
+            name="sorted_ids",
+            shape=[ids.size],
+            dtype=tf.int64,
+            trainable=False,
             initializer=tf.constant_initializer(ids),
         )
         self.probabilities = self.add_weight(
-            name="probabilities", shape=[ids.size], dtype=tf.float32, trainable=False,
+            name="probabilities",
+            shape=[ids.size],
+            dtype=tf.float32,
+            trainable=False,
             initializer=tf.constant_initializer(probabilities.astype(np.float32)),
         )
 
@@ -81,7 +91,8 @@ class _SortedTable(SamplingProbabilityEstimator):
         values = tf.gather(self.probabilities, position)
         if self.default_probability is None:
             check = tf.debugging.assert_equal(
-                tf.reduce_all(found), True,
+                tf.reduce_all(found),
+                True,
                 message=(
                     f"{type(self).__name__}: `ids` holds ids that are not in the table and "
                     "no `default_probability` was given"
@@ -183,8 +194,9 @@ class ExactFrequencyEstimator(_SortedTable):
             )
         chunks = [
             np.asarray(chunk)
-            for chunk in dataset.map(lambda x: to_int64_ids(tf.reshape(x, [-1]), "dataset"))
-            .as_numpy_iterator()
+            for chunk in dataset.map(
+                lambda x: to_int64_ids(tf.reshape(x, [-1]), "dataset")
+            ).as_numpy_iterator()
         ]
         if not chunks or sum(c.size for c in chunks) == 0:
             raise ValueError("`dataset` holds no ids; cannot count frequencies.")

@@ -35,9 +35,7 @@ def to_int64_ids(ids: tf.Tensor, name: str = "ids") -> tf.Tensor:
         return fingerprint64(ids)
     if ids.dtype in _INTEGER_DTYPES:
         return tf.cast(ids, tf.int64)
-    raise TypeError(
-        f"`{name}` must hold int32, int64 or string ids, got dtype {ids.dtype.name}."
-    )
+    raise TypeError(f"`{name}` must hold int32, int64 or string ids, got dtype {ids.dtype.name}.")
 
 
 def fingerprint64(strings: tf.Tensor) -> tf.Tensor:

@@ -77,7 +77,13 @@ def corrected_softmax_loss(
       Scalar float32 loss.
     """
     logits = corrected_logits(
-        scores, probabilities, correction, clip_min, strength, positive_ids, candidate_ids,
+        scores,
+        probabilities,
+        correction,
+        clip_min,
+        strength,
+        positive_ids,
+        candidate_ids,
         score_mask,
     )
     return softmax_cross_entropy(logits, sample_weight)

@@ -57,7 +57,5 @@ def accidental_hit_mask(query_positive_ids: tf.Tensor, candidate_ids: tf.Tensor)
     hits = tf.equal(query_positive_ids[:, None], candidate_ids[None, :])
     num_rows = tf.shape(query_positive_ids)[0]
     num_cols = tf.shape(candidate_ids)[0]
-    not_own_column = tf.not_equal(
-        tf.range(num_rows)[:, None], tf.range(num_cols)[None, :]
-    )
+    not_own_column = tf.not_equal(tf.range(num_rows)[:, None], tf.range(num_cols)[None, :])
     return tf.logical_and(hits, not_own_column)

@@ -139,9 +139,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         ids = None
         if needs_ids:
             if candidate_ids is None:
-                reason = (
-                    "accidental-hit removal" if self._remove_accidental_hits else "`frequency`"
-                )
+                reason = "accidental-hit removal" if self._remove_accidental_hits else "`frequency`"
                 raise ValueError(
                     f"`candidate_ids` is required by {reason}: pass the [num_candidates] ids "
                     "of the candidate rows, got None."
@@ -276,7 +274,8 @@ def _check_embeddings(query_embeddings: tf.Tensor, candidate_embeddings: tf.Tens
         )
     if candidate_embeddings.shape.rank not in (None, 2):
         raise ValueError(
-            f"`candidate_embeddings` must have shape [N, D], got shape {candidate_embeddings.shape}."
+            "`candidate_embeddings` must have shape [N, D], got shape "
+            f"{candidate_embeddings.shape}."
         )
     q_dim, c_dim = query_embeddings.shape[-1], candidate_embeddings.shape[-1]
     if q_dim is not None and c_dim is not None and q_dim != c_dim:
@@ -300,7 +299,8 @@ def _check_length(values: tf.Tensor, expected: tf.Tensor, name: str) -> None:
     if values.shape.rank == 1 and values.shape[0] is not None and static_expected is not None:
         if values.shape[0] != static_expected:
             raise ValueError(
-                f"`{name}` must have {static_expected} entries (one per row), got {values.shape[0]}."
+                f"`{name}` must have {static_expected} entries (one per row), "
+                f"got {values.shape[0]}."
             )
         return
     tf.debugging.assert_equal(

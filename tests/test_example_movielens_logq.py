@@ -1,0 +1,84 @@
+"""The MovieLens log-Q example end to end on tfds mock data (no download)."""
+
+import importlib.util
+import json
+import pathlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "movielens_logq.py"
+
+
+def _load_example():
+    spec = importlib.util.spec_from_file_location("movielens_logq", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def example():
+    return _load_example()
+
+
+def _mock_ratings_with_repeats(num_examples=400, num_users=25, num_titles=60, seed=0):
+    """tfds' mock examples (real schema), with ids drawn from small pools so that
+    users and titles repeat (Zipf titles) as in real data; the ragged genres are dropped."""
+    with tfds.testing.mock_data(num_examples=num_examples):
+        rows = list(tfds.load("movielens/100k-ratings", split="train").as_numpy_iterator())
+    rng = np.random.default_rng(seed)
+    columns = {k: np.array([r[k] for r in rows]) for k in rows[0] if k != "movie_genres"}
+    columns["user_id"] = np.array([b"u%d" % i for i in rng.integers(0, num_users, len(rows))])
+    titles = np.minimum(rng.zipf(1.3, len(rows)), num_titles) - 1
+    columns["movie_title"] = np.array([b"title %d" % i for i in titles])
+    return tf.data.Dataset.from_tensor_slices(columns)
+
+
+def test_runs_end_to_end_on_mock_tfds(example, tmp_path):
+    out = tmp_path / "results.json"
+    dataset = _mock_ratings_with_repeats()
+    with tfds.testing.mock_data(as_dataset_fn=lambda *args, **kwargs: dataset):
+        results = example.run(
+            ["--epochs", "2", "--batch_size", "64", "--ks", "1,10,20", "--output_json", str(out)]
+        )
+    saved = json.loads(out.read_text())
+    assert saved["source"] == "tfds:movielens/100k-ratings"
+    assert set(saved["results"]) == set(example.STRATEGIES)
+    for row in saved["results"].values():
+        assert row["n"] == 80  # 20% of 400
+        assert 0.0 <= row["recall@1"] <= row["recall@10"] <= row["recall@20"] <= 1.0
+        # Overall recall is the head/tail mix weighted by their test counts.
+        n_head = row["n_head"]
+        assert 0 < n_head < 80
+        mixed = (n_head * row["head_recall@10"] + (80 - n_head) * row["tail_recall@10"]) / 80
+        assert row["recall@10"] == pytest.approx(mixed, abs=1e-9)
+    for name, row in results.items():
+        assert saved["results"][name] == pytest.approx(row)
+
+
+def test_recall_at_catalogue_size_is_one(example):
+    with tfds.testing.mock_data(num_examples=60):
+        dataset = tfds.load("movielens/100k-ratings", split="train")
+        titles = {x["movie_title"] for x in dataset.as_numpy_iterator()}
+        results = example.run(
+            [
+                "--epochs",
+                "1",
+                "--batch_size",
+                "16",
+                "--strategies",
+                "logq_streaming",
+                "--ks",
+                f"1,{len(titles)}",
+            ]
+        )
+    assert results["logq_streaming"][f"recall@{len(titles)}"] == 1.0
+
+
+def test_bad_flags_exit_with_message(example, capsys):
+    with pytest.raises(SystemExit):
+        example.run(["--strategies", "plain,magic"])
+    assert "unknown ['magic']" in capsys.readouterr().err
