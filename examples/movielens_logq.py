@@ -25,13 +25,13 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
-import numpy as np
-import tensorflow as tf  # noqa: E402
-import tensorflow_recommenders as tfrs  # noqa: E402
-
 import tfrs_negatives as tfn  # first: selects Keras 2 for TFRS
-from tfrs_negatives.data import load_movielens  # noqa: E402
-from tfrs_negatives.evaluation import head_items, recall_at_k  # noqa: E402
+from tfrs_negatives.data import load_movielens
+from tfrs_negatives.evaluation import head_items, recall_at_k
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
 
 STRATEGIES = ("plain", "logq_streaming", "logq_exact")
 

@@ -1,11 +1,11 @@
 """`CorrectedRetrieval` against TFRS and NumPy references, inside `tfrs.Model`."""
 
+import tfrs_negatives as tfn
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
-
-import tfrs_negatives as tfn
 
 
 def _embeddings(seed, b=16, n=None, d=8):

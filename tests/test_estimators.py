@@ -1,10 +1,10 @@
 """Sampling-probability estimators: values, state, config, errors."""
 
+import tfrs_negatives as tfn
+
 import numpy as np
 import pytest
 import tensorflow as tf
-
-import tfrs_negatives as tfn
 
 
 def _reference_streaming(batches, lr):

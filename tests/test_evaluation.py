@@ -1,9 +1,9 @@
 """Recall@k and head/tail split against hand-worked examples."""
 
+from tfrs_negatives.evaluation import head_items, recall_at_k
+
 import numpy as np
 import pytest
-
-from tfrs_negatives.evaluation import head_items, recall_at_k
 
 
 def test_head_items_hand_worked():

@@ -2,11 +2,11 @@
 
 import os
 
+from tfrs_negatives.data import movielens  # Sets up Keras 2 before TensorFlow loads.
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds  # Does not import TensorFlow yet.
-
-from tfrs_negatives.data import movielens  # Sets up Keras 2 before TensorFlow loads.
 
 REAL_ML_100K = "/work/shared/data/ml-100k"
 

@@ -1,10 +1,10 @@
 """Pure ops against NumPy references and hand-worked examples."""
 
+from tfrs_negatives import ops
+
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from tfrs_negatives import ops
 
 
 def _np_log_softmax_ce(logits):

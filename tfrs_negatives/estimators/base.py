@@ -2,9 +2,9 @@
 
 from typing import Any, Optional, Union
 
-import tensorflow as tf
-
 from tfrs_negatives.ops.ids import to_int64_ids
+
+import tensorflow as tf
 
 
 class SamplingProbabilityEstimator(tf.keras.layers.Layer):

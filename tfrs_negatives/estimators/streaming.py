@@ -2,10 +2,10 @@
 
 from typing import Any, Dict
 
+from tfrs_negatives.estimators.base import SamplingProbabilityEstimator
+
 import numpy as np
 import tensorflow as tf
-
-from tfrs_negatives.estimators.base import SamplingProbabilityEstimator
 
 _PRIME = 2**31 - 1  # hash modulus: products of two 31-bit numbers fit in int64
 

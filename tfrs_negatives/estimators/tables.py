@@ -2,11 +2,11 @@
 
 from typing import Any, Dict, Optional, Sequence, Union
 
-import numpy as np
-import tensorflow as tf
-
 from tfrs_negatives.estimators.base import SamplingProbabilityEstimator
 from tfrs_negatives.ops.ids import to_int64_ids
+
+import numpy as np
+import tensorflow as tf
 
 ArrayLike = Union[Sequence, np.ndarray, tf.Tensor]
 

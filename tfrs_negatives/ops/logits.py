@@ -2,11 +2,11 @@
 
 from typing import Optional
 
-import tensorflow as tf
-
 from tfrs_negatives.ops.logq import logq_correction, logq_correction_positive_uncorrected
 from tfrs_negatives.ops.losses import softmax_cross_entropy
 from tfrs_negatives.ops.masking import accidental_hit_mask, apply_mask
+
+import tensorflow as tf
 
 
 def corrected_logits(

@@ -2,11 +2,11 @@
 
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-import tensorflow as tf
-import tensorflow_recommenders as tfrs
-
 from tfrs_negatives import ops
 from tfrs_negatives.estimators.base import SamplingProbabilityEstimator
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_negatives")
