@@ -113,8 +113,8 @@ def test_fused_loss_equals_unfused_and_numpy(correction):
         positive_ids=tf.constant(ids[:b]),
         candidate_ids=tf.constant(ids),
     )
-    fused = ops.fused_corrected_softmax_loss(tf.constant(scores), tf.constant(weights), **kwargs)
-    plain = ops.corrected_softmax_loss(tf.constant(scores), tf.constant(weights), **kwargs)
+    fused = ops.fused_retrieval_loss(tf.constant(scores), tf.constant(weights), **kwargs)
+    plain = ops.retrieval_loss(tf.constant(scores), tf.constant(weights), **kwargs)
     # NumPy: correct, then drop accidental hits from each row's denominator.
     total = 0.0
     for i in range(b):

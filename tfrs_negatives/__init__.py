@@ -10,7 +10,7 @@ from tfrs_negatives._keras_env import ensure_legacy_keras
 ensure_legacy_keras()
 
 # pylint: disable=wrong-import-position
-from tfrs_negatives import estimators, ops, tasks  # noqa: E402
+from tfrs_negatives import estimators, negatives, ops, tasks  # noqa: E402
 from tfrs_negatives.estimators import (  # noqa: E402
     ExactFrequencyEstimator,
     SamplingProbabilityEstimator,
@@ -28,6 +28,7 @@ __all__ = [
     "StaticProbabilities",
     "StreamingFrequencyEstimator",
     "estimators",
+    "negatives",
     "ops",
     "tasks",
 ]

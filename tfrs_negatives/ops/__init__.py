@@ -2,9 +2,11 @@
 
 from tfrs_negatives.ops.ids import fingerprint64, to_int64_ids
 from tfrs_negatives.ops.logits import (
+    LOSSES,
     corrected_logits,
-    corrected_softmax_loss,
-    fused_corrected_softmax_loss,
+    exclusion_mask,
+    fused_retrieval_loss,
+    retrieval_loss,
 )
 from tfrs_negatives.ops.logq import (
     CORRECTIONS,
@@ -12,21 +14,34 @@ from tfrs_negatives.ops.logq import (
     logq_correction,
     logq_correction_positive_uncorrected,
 )
-from tfrs_negatives.ops.losses import softmax_cross_entropy
+from tfrs_negatives.ops.losses import bce_loss, bpr_loss, gbce_beta, softmax_cross_entropy
 from tfrs_negatives.ops.masking import accidental_hit_mask, apply_mask, mask_value
+from tfrs_negatives.ops.mixture import (
+    expected_share,
+    inclusion_probability,
+    log_miss_with_replacement,
+)
 
 __all__ = [
     "CORRECTIONS",
+    "LOSSES",
     "accidental_hit_mask",
     "apply_mask",
+    "bce_loss",
+    "bpr_loss",
     "clipped_log_probability",
     "corrected_logits",
-    "corrected_softmax_loss",
-    "fused_corrected_softmax_loss",
+    "exclusion_mask",
+    "expected_share",
     "fingerprint64",
+    "fused_retrieval_loss",
+    "gbce_beta",
+    "inclusion_probability",
+    "log_miss_with_replacement",
     "logq_correction",
     "logq_correction_positive_uncorrected",
     "mask_value",
+    "retrieval_loss",
     "softmax_cross_entropy",
     "to_int64_ids",
 ]

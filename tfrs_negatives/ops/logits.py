@@ -1,12 +1,50 @@
-"""Corrected retrieval logits, and their softmax loss fused into one XLA computation."""
+"""Corrected retrieval logits and the losses on them, fusable into one XLA computation."""
 
 from typing import Optional
 
 from tfrs_negatives.ops.logq import logq_correction, logq_correction_positive_uncorrected
-from tfrs_negatives.ops.losses import softmax_cross_entropy
+from tfrs_negatives.ops.losses import bce_loss, bpr_loss, gbce_beta, softmax_cross_entropy
 from tfrs_negatives.ops.masking import accidental_hit_mask, apply_mask
 
 import tensorflow as tf
+
+LOSSES = ("softmax", "bpr", "bce", "gbce")
+
+
+def exclusion_mask(
+    scores: tf.Tensor,
+    positive_ids: Optional[tf.Tensor] = None,
+    candidate_ids: Optional[tf.Tensor] = None,
+    column_excluded: Optional[tf.Tensor] = None,
+    score_mask: Optional[tf.Tensor] = None,
+) -> Optional[tf.Tensor]:
+    """`[B, N]` boolean mask of the logits to exclude, or None if nothing is.
+
+    Args:
+      scores: `[B, N]` logits (for the shape).
+      positive_ids: Optional `[B]` int64 ids of the positives; with `candidate_ids`
+        (`[N]` int64) excludes accidental hits.
+      candidate_ids: Optional `[N]` int64 candidate ids.
+      column_excluded: Optional `[N]` boolean: column `j` is excluded for every row
+        except row `j` (whose positive it is): duplicates, inactive draws,
+        switched-off sources.
+      score_mask: Optional `[B, N]` boolean; False entries are excluded.
+    """
+    parts = []
+    if positive_ids is not None:
+        parts.append(accidental_hit_mask(positive_ids, candidate_ids))
+    if column_excluded is not None:
+        rows = tf.range(tf.shape(scores)[0])[:, None]
+        cols = tf.range(tf.shape(scores)[1])[None, :]
+        parts.append(tf.logical_and(column_excluded[None, :], tf.not_equal(rows, cols)))
+    if score_mask is not None:
+        parts.append(tf.logical_not(score_mask))
+    if not parts:
+        return None
+    mask = parts[0]
+    for part in parts[1:]:
+        mask = tf.logical_or(mask, part)
+    return mask
 
 
 def corrected_logits(
@@ -17,9 +55,11 @@ def corrected_logits(
     strength: float = 1.0,
     positive_ids: Optional[tf.Tensor] = None,
     candidate_ids: Optional[tf.Tensor] = None,
+    column_excluded: Optional[tf.Tensor] = None,
+    column_log_weight: Optional[tf.Tensor] = None,
     score_mask: Optional[tf.Tensor] = None,
 ) -> tf.Tensor:
-    """Applies log-Q correction, accidental-hit masking and a score mask, in that order.
+    """Log-Q correction, per-column log-weights of the negatives, then masking.
 
     Args:
       scores: `[B, N]` float32 logits; row `i`'s positive is column `i`.
@@ -27,10 +67,9 @@ def corrected_logits(
       correction: `"logq"` or `"positive_uncorrected"` (see `tfrs_negatives.ops.logq`).
       clip_min: Lower clip of probabilities.
       strength: Multiplier of the correction.
-      positive_ids: Optional `[B]` int64 ids of the positives; with `candidate_ids`
-        (`[N]` int64) masks accidental hits.
-      candidate_ids: Optional `[N]` int64 candidate ids.
-      score_mask: Optional `[B, N]` boolean; False entries are masked.
+      positive_ids, candidate_ids, column_excluded, score_mask: See `exclusion_mask`.
+      column_log_weight: Optional `[N]` log-weight added to column `j` as a negative
+        (not to a row's own positive): weights a source's terms in the denominator.
 
     Returns:
       `[B, N]` float32 logits.
@@ -47,31 +86,41 @@ def corrected_logits(
             raise ValueError(
                 f"`correction` must be 'logq' or 'positive_uncorrected', got {correction!r}."
             )
-    if positive_ids is not None:
-        scores = apply_mask(scores, accidental_hit_mask(positive_ids, candidate_ids))
-    if score_mask is not None:
-        scores = apply_mask(scores, tf.logical_not(score_mask))
-    return scores
+    if column_log_weight is not None:
+        scores = tf.linalg.set_diag(
+            scores + column_log_weight[None, :], tf.linalg.diag_part(scores)
+        )
+    mask = exclusion_mask(scores, positive_ids, candidate_ids, column_excluded, score_mask)
+    return scores if mask is None else apply_mask(scores, mask)
 
 
-def corrected_softmax_loss(
+def retrieval_loss(
     scores: tf.Tensor,
     sample_weight: Optional[tf.Tensor] = None,
+    loss: str = "softmax",
+    num_items: Optional[int] = None,
+    gbce_calibration: float = 0.75,
     probabilities: Optional[tf.Tensor] = None,
     correction: str = "logq",
     clip_min: float = 1e-6,
     strength: float = 1.0,
     positive_ids: Optional[tf.Tensor] = None,
     candidate_ids: Optional[tf.Tensor] = None,
+    column_excluded: Optional[tf.Tensor] = None,
+    column_log_weight: Optional[tf.Tensor] = None,
     score_mask: Optional[tf.Tensor] = None,
 ) -> tf.Tensor:
-    """Softmax cross-entropy of `corrected_logits(...)`, summed over rows.
+    """A retrieval loss (summed over rows) on `corrected_logits(...)`.
 
     Args:
       scores: `[B, N]` float32 logits; row `i`'s positive is column `i`.
       sample_weight: Optional `[B]` weights of the rows.
+      loss: `"softmax"` (sampled softmax), `"bpr"`, `"bce"` or `"gbce"` (see
+        `tfrs_negatives.ops.losses`).
+      num_items: Catalogue size, required by `"gbce"`.
+      gbce_calibration: gBCE's `t` in `[0, 1]`.
       probabilities, correction, clip_min, strength, positive_ids, candidate_ids,
-        score_mask: As in `corrected_logits`.
+        column_excluded, column_log_weight, score_mask: As in `corrected_logits`.
 
     Returns:
       Scalar float32 loss.
@@ -84,12 +133,28 @@ def corrected_softmax_loss(
         strength,
         positive_ids,
         candidate_ids,
+        column_excluded,
+        column_log_weight,
         score_mask,
     )
-    return softmax_cross_entropy(logits, sample_weight)
+    if loss == "softmax":
+        return softmax_cross_entropy(logits, sample_weight)
+    mask = exclusion_mask(scores, positive_ids, candidate_ids, column_excluded, score_mask)
+    own = tf.cast(tf.eye(tf.shape(scores)[0], tf.shape(scores)[1]), tf.bool)
+    valid = tf.logical_not(own) if mask is None else tf.logical_not(tf.logical_or(own, mask))
+    if loss == "bpr":
+        return bpr_loss(logits, valid, sample_weight)
+    if loss == "bce":
+        return bce_loss(logits, valid, sample_weight)
+    if loss == "gbce":
+        if num_items is None:
+            raise ValueError("`num_items` (the catalogue size) is required by the gBCE loss.")
+        k = tf.reduce_sum(tf.cast(valid, tf.float32), axis=1)
+        return bce_loss(logits, valid, sample_weight, gbce_beta(k, num_items, gbce_calibration))
+    raise ValueError(f"`loss` must be one of {LOSSES}, got {loss!r}.")
 
 
-#: The same computation compiled with XLA: the correction, the masks and the
-#: softmax fuse into a few passes over `[B, N]` instead of one pass per operation
-#: (measured in `benchmarks/logq_step_time.py`).
-fused_corrected_softmax_loss = tf.function(corrected_softmax_loss, jit_compile=True)
+#: The same computation compiled with XLA: correction, masks and loss fuse into a
+#: few passes over `[B, N]` instead of one pass per operation (measured in
+#: `benchmarks/logq_step_time.py`).
+fused_retrieval_loss = tf.function(retrieval_loss, jit_compile=True)

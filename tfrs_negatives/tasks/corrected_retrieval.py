@@ -1,67 +1,95 @@
-"""`CorrectedRetrieval`: TFRS retrieval with log-Q correction and accidental-hit removal."""
+"""`CorrectedRetrieval`: TFRS retrieval with log-Q correction, mixed negatives and losses."""
 
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from tfrs_negatives import ops
 from tfrs_negatives.estimators.base import SamplingProbabilityEstimator
+from tfrs_negatives.negatives.sources import InBatch, NegativeSource
+from tfrs_negatives.tasks import checks
+from tfrs_negatives.tasks.columns import (
+    column_exclusions,
+    draw_columns,
+    mixture_probabilities,
+)
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+DUPLICATES = ("keep", "mask")
+
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_negatives")
 class CorrectedRetrieval(tfrs.tasks.Retrieval):
-    """In-batch softmax retrieval corrected for the sampling bias of its negatives.
+    """Softmax retrieval over in-batch and sampled negatives, corrected for how they were drawn.
 
     A drop-in subclass of `tfrs.tasks.Retrieval`: call it in `compute_loss` with
     query and candidate embeddings (row `i` of each is a positive pair; extra
     candidate rows are extra negatives for every query). On top of TFRS it
 
-    * estimates each candidate's sampling probability `q_j` with `frequency` (any
+    * estimates each candidate's sampling probability with `frequency` (any
       `SamplingProbabilityEstimator`; a streaming one learns from the positives of
       training steps only, i.e. when `training=True`) and corrects the logits
       (`correction="logq"`: `s_ij - a log q_j`; `"positive_uncorrected"`:
       Khrylchenko et al. 2025, see `tfrs_negatives.ops.logq`);
-    * removes accidental hits by comparing ids as int64 (strings are fingerprinted
-      once), which keeps the cost of removal small at large batch sizes;
-    * computes logits in float32 and masks with finite constants (mixed precision);
-    * computes the default loss with the sparse softmax kernel (same value as TFRS).
+    * adds negatives drawn from the catalogue (`negatives`: `Uniform`,
+      `Popularity`, `FullCatalogue`, with or without `InBatch`), embeds them with
+      the `candidate_tower` given to `call`, and corrects every logit with the
+      probability of the mixture of sources (`tfrs_negatives.ops.mixture`);
+    * removes accidental hits across all sources, comparing ids as int64;
+    * computes logits in float32, masks with finite constants (mixed precision),
+      and computes the loss as one XLA computation.
 
-    With `frequency=None`, no `candidate_sampling_probability` and
-    `remove_accidental_hits=False` the loss is TFRS's.
+    With the defaults (in-batch negatives only, no estimator, no
+    `candidate_sampling_probability`, no hit removal) the loss is TFRS's.
 
     Args:
-      frequency: Estimator of `q`; None for no estimated correction (a
-        `candidate_sampling_probability` passed to `call` is still applied).
-      correction: `"logq"` or `"positive_uncorrected"`: how `q` corrects logits.
+      frequency: Estimator of the in-batch probability `q`; None for none (a
+        `candidate_sampling_probability` passed to `call` is then used).
+      negatives: Sources of negatives; None means `[InBatch()]` (TFRS's in-batch
+        softmax). Leave `InBatch` out to use the batch's candidates only as
+        positives.
+      correction: `"logq"`, `"positive_uncorrected"` or None (no correction).
       correction_strength: Multiplier `a` of the correction; 1 is unbiased.
       probability_clip: Lower clip of `q` before the log.
-      remove_accidental_hits: Mask candidates equal to the row's positive.
+      duplicates: `"keep"`: every draw is its own term, corrected by its expected
+        share `Q(j)`; `"mask"`: each distinct candidate counts once (later copies
+        masked), corrected by its inclusion probability. None: `"mask"` with
+        sampled sources, `"keep"` for in-batch only (TFRS and Yi et al. 2019).
+      remove_accidental_hits: Mask candidates equal to the row's positive; None:
+        True with sampled sources (a sampled copy of the positive is no negative),
+        False for in-batch only (TFRS's default).
+      sampled_loss: `"softmax"` (default), `"bpr"`, `"bce"` or `"gbce"`
+        (`tfrs_negatives.ops.losses`); the correction applies to the logits of each.
+      num_items: Catalogue size for gBCE; default: the first source's catalogue.
+      gbce_calibration: gBCE's `t` in `[0, 1]`.
       temperature: Logits are divided by it before correction (as TFRS).
-      loss: Optional Keras loss on `(labels [B, N], logits [B, N])`; defaults to
-        softmax cross-entropy summed over rows (TFRS's default).
-      jit_compile: Compute the default loss with XLA (`tf.function(jit_compile=True)`),
-        fusing correction, masks and softmax; False runs the same ops unfused.
+      jit_compile: Compute the loss with XLA (`tf.function(jit_compile=True)`).
+      loss: Optional Keras loss on `(labels [B, N], logits [B, N])` replacing
+        `sampled_loss` (TFRS's argument).
       metrics, batch_metrics, loss_metrics, num_hard_negatives, name: As in
-        `tfrs.tasks.Retrieval`. Metrics and a custom loss hold objects (datasets of
-        candidates) and are not part of `get_config`; pass them again when
-        rebuilding from a config.
+        `tfrs.tasks.Retrieval`. Metrics and a custom loss hold objects and are not
+        part of `get_config`; pass them again when rebuilding from a config.
     """
 
     def __init__(
         self,
         frequency: Optional[SamplingProbabilityEstimator] = None,
+        negatives: Optional[Sequence[NegativeSource]] = None,
         correction: Optional[str] = "logq",
         correction_strength: float = 1.0,
         probability_clip: float = 1e-6,
-        remove_accidental_hits: bool = False,
+        duplicates: Optional[str] = None,
+        remove_accidental_hits: Optional[bool] = None,
+        sampled_loss: str = "softmax",
+        num_items: Optional[int] = None,
+        gbce_calibration: float = 0.75,
         temperature: Optional[float] = None,
+        jit_compile: bool = True,
         loss: Optional[tf.keras.losses.Loss] = None,
         metrics: Optional[Union[Sequence[tfrs.metrics.Factorized], tfrs.metrics.Factorized]] = None,
         batch_metrics: Optional[List[tf.keras.metrics.Metric]] = None,
         loss_metrics: Optional[List[tf.keras.metrics.Metric]] = None,
         num_hard_negatives: Optional[int] = None,
-        jit_compile: bool = True,
         name: Optional[str] = None,
     ) -> None:
         if frequency is not None and not isinstance(frequency, SamplingProbabilityEstimator):
@@ -70,14 +98,32 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
                 "(StreamingFrequencyEstimator, ExactFrequencyEstimator, StaticProbabilities) "
                 f"or None, got {type(frequency).__name__}."
             )
+        negatives = [InBatch()] if negatives is None else list(negatives)
+        _check_negatives(negatives)
+        sampled = [s for s in negatives if not s.in_batch]
         if correction is not None and correction not in ops.CORRECTIONS:
             raise ValueError(
                 f"`correction` must be one of {ops.CORRECTIONS} or None, got {correction!r}."
             )
+        if duplicates is not None and duplicates not in DUPLICATES:
+            raise ValueError(
+                f"`duplicates` must be one of {DUPLICATES} or None, got {duplicates!r}."
+            )
+        if sampled_loss not in ops.LOSSES:
+            raise ValueError(f"`sampled_loss` must be one of {ops.LOSSES}, got {sampled_loss!r}.")
+        if num_items is None and sampled_loss == "gbce":
+            if not sampled:
+                raise ValueError("`num_items` (the catalogue size) is required by the gBCE loss.")
+            num_items = sampled[0].catalogue.size
+        if not 0.0 <= float(gbce_calibration) <= 1.0:
+            raise ValueError(f"`gbce_calibration` must be in [0, 1], got {gbce_calibration!r}.")
         if not 0.0 < float(probability_clip) < 1.0:
             raise ValueError(f"`probability_clip` must be in (0, 1), got {probability_clip!r}.")
         if temperature is not None and not float(temperature) > 0.0:
             raise ValueError(f"`temperature` must be > 0 or None, got {temperature!r}.")
+        self._requested = dict(duplicates=duplicates, remove_accidental_hits=remove_accidental_hits)
+        if remove_accidental_hits is None:
+            remove_accidental_hits = bool(sampled)
         super().__init__(
             loss=loss,
             metrics=metrics,
@@ -89,11 +135,26 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             name=name,
         )
         self.frequency = frequency
+        self.negatives = negatives
         self.correction = correction
         self.correction_strength = float(correction_strength)
         self.probability_clip = float(probability_clip)
-        self._custom_loss = loss is not None
+        self.duplicates = duplicates or ("mask" if sampled else "keep")
+        self.sampled_loss = sampled_loss
+        self.num_items = num_items
+        self.gbce_calibration = float(gbce_calibration)
         self.jit_compile = bool(jit_compile)
+        self._custom_loss = loss is not None
+
+    @property
+    def sampled_sources(self) -> List[NegativeSource]:
+        """The sources drawing from a catalogue (all but `InBatch`)."""
+        return [s for s in self.negatives if not s.in_batch]
+
+    @property
+    def in_batch_source(self) -> Optional[NegativeSource]:
+        """The `InBatch` source, or None if in-batch negatives are not used."""
+        return next((s for s in self.negatives if s.in_batch), None)
 
     def call(
         self,
@@ -105,22 +166,26 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         compute_metrics: bool = True,
         compute_batch_metrics: bool = True,
         score_mask: Optional[tf.Tensor] = None,
+        candidate_tower: Optional[Callable] = None,
         training: Optional[bool] = None,
     ) -> tf.Tensor:
         """Computes the corrected loss and updates metrics.
 
         Args:
           query_embeddings: `[B, D]` (or `[B, H, D]`, max over heads) queries.
-          candidate_embeddings: `[N, D]` candidates, `N >= B`; row `i < B` is the
+          candidate_embeddings: `[N0, D]` candidates, `N0 >= B`; row `i < B` is the
             positive of query `i`, rows `>= B` are extra negatives.
           sample_weight: Optional `[B]` weights.
-          candidate_sampling_probability: Optional `[N]` probabilities in `(0, 1]`,
-            used instead of `frequency`.
-          candidate_ids: `[N]` int or string ids; required for accidental-hit
-            removal and for `frequency`.
+          candidate_sampling_probability: Optional `[N0]` probabilities in `(0, 1]`,
+            used instead of `frequency` (in-batch negatives only).
+          candidate_ids: `[N0]` int or string ids; required for accidental-hit
+            removal, `frequency` and sampled negatives.
           compute_metrics: Update the factorized (top-K) metrics.
           compute_batch_metrics: Update the batch metrics.
-          score_mask: Optional `[B, N]` boolean; False entries are excluded.
+          score_mask: Optional `[B, N]` boolean over all columns (given, then each
+            source's draws); False entries are excluded.
+          candidate_tower: Called on the sampled candidates' features (`[K, ...]`)
+            to embed them; required by sampled sources.
           training: Whether this is a training step; required (pass
             `training=training` from `compute_loss`) when `frequency` learns from
             the stream, since Keras does not forward it from `tfrs.Model.train_step`.
@@ -128,48 +193,69 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         Returns:
           Scalar float32 loss.
         """
-        num_queries, num_candidates = _check_embeddings(query_embeddings, candidate_embeddings)
-        scores = _scores(query_embeddings, candidate_embeddings)
+        num_queries, num_given = checks.check_embeddings(query_embeddings, candidate_embeddings)
+        sampled = self.sampled_sources
+        in_batch = self.in_batch_source
+        uses_probabilities = self.correction is not None and (
+            sampled or self.frequency is not None or candidate_sampling_probability is not None
+        )
+        ids = None
+        if (
+            self._remove_accidental_hits
+            or sampled
+            or (self.frequency is not None and candidate_sampling_probability is None)
+        ):
+            ids = self._candidate_ids(candidate_ids, num_given, sampled)
+        columns = draw_columns(candidate_embeddings, ids, sampled, candidate_tower)
+        checks.check_dimension(query_embeddings, columns.embeddings, "candidate_tower's output")
+        scores = checks.scores(query_embeddings, columns.embeddings)
         if self._temperature is not None:
             scores = scores / self._temperature
 
-        needs_ids = self._remove_accidental_hits or (
-            self.frequency is not None and candidate_sampling_probability is None
+        probabilities = None
+        batch_q = self._in_batch_probabilities(
+            candidate_sampling_probability,
+            columns.ids,
+            num_queries,
+            num_given,
+            training,
+            needed=uses_probabilities and in_batch is not None,
         )
-        ids = None
-        if needs_ids:
-            if candidate_ids is None:
-                reason = "accidental-hit removal" if self._remove_accidental_hits else "`frequency`"
-                raise ValueError(
-                    f"`candidate_ids` is required by {reason}: pass the [num_candidates] ids "
-                    "of the candidate rows, got None."
-                )
-            ids = ops.to_int64_ids(candidate_ids, "candidate_ids")
-            _check_length(ids, num_candidates, "candidate_ids")
-
-        probabilities = self._probabilities(
-            candidate_sampling_probability, ids, num_queries, num_candidates, training
-        )
+        mask_duplicates = self.duplicates == "mask"
+        if uses_probabilities:
+            probabilities = mixture_probabilities(
+                columns,
+                batch_q if in_batch is not None else None,
+                num_given,
+                sampled,
+                mask_duplicates,
+            )
+        column_excluded = column_log_weight = None
+        if sampled or in_batch is None or mask_duplicates or _weighted(in_batch):
+            column_excluded, column_log_weight = column_exclusions(
+                columns, None if in_batch is None else in_batch.weight, mask_duplicates
+            )
         if sample_weight is not None:
-            _check_length(tf.reshape(sample_weight, [-1]), num_queries, "sample_weight")
+            checks.check_length(tf.reshape(sample_weight, [-1]), num_queries, "sample_weight")
         correction = dict(
-            probabilities=probabilities if self.correction is not None else None,
+            probabilities=probabilities,
             correction=self.correction or "logq",
             clip_min=self.probability_clip,
             strength=self.correction_strength,
-            positive_ids=ids[:num_queries] if self._remove_accidental_hits else None,
-            candidate_ids=ids if self._remove_accidental_hits else None,
+            positive_ids=columns.ids[:num_queries] if self._remove_accidental_hits else None,
+            candidate_ids=columns.ids if self._remove_accidental_hits else None,
+            column_excluded=column_excluded,
+            column_log_weight=column_log_weight,
             score_mask=score_mask,
         )
-        needs_logits = (
+        labels = None
+        if (
             self._custom_loss
             or self._num_hard_negatives is not None
             or (compute_batch_metrics and self._batch_metrics)
-        )
-        labels = None
-        if needs_logits:
+        ):
             scores = ops.corrected_logits(scores, **correction)
-            labels = tf.eye(num_queries, num_candidates)
+            labels = tf.eye(num_queries, tf.shape(scores)[1])
             if self._num_hard_negatives is not None:
                 scores, labels = tfrs.layers.loss.HardNegativeMining(self._num_hard_negatives)(
                     scores, labels
@@ -177,12 +263,23 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             if self._custom_loss or self._num_hard_negatives is not None:
                 loss = self._loss(y_true=labels, y_pred=scores, sample_weight=sample_weight)
             else:
-                loss = ops.softmax_cross_entropy(scores, sample_weight)
+                loss = ops.retrieval_loss(
+                    scores,
+                    sample_weight,
+                    self.sampled_loss,
+                    self.num_items,
+                    self.gbce_calibration,
+                )
         else:
-            loss_fn = (
-                ops.fused_corrected_softmax_loss if self.jit_compile else ops.corrected_softmax_loss
+            loss_fn = ops.fused_retrieval_loss if self.jit_compile else ops.retrieval_loss
+            loss = loss_fn(
+                scores,
+                sample_weight,
+                self.sampled_loss,
+                self.num_items,
+                self.gbce_calibration,
+                **correction,
             )
-            loss = loss_fn(scores, sample_weight, **correction)
 
         update_ops = [metric.update_state(loss) for metric in self._loss_metrics]
         if compute_metrics and query_embeddings.shape.rank == 2:
@@ -201,31 +298,52 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         with tf.control_dependencies([op for op in update_ops if op is not None]):
             return tf.identity(loss)
 
-    def _probabilities(
+    def _candidate_ids(
+        self, candidate_ids: Optional[tf.Tensor], num_given: tf.Tensor, sampled: list
+    ) -> tf.Tensor:
+        if candidate_ids is None:
+            if self._remove_accidental_hits:
+                reason = "accidental-hit removal"
+            elif sampled:
+                reason = "sampled negatives (to mix probabilities and find duplicates)"
+            else:
+                reason = "`frequency`"
+            raise ValueError(
+                f"`candidate_ids` is required by {reason}: pass the [num_candidates] ids "
+                "of the candidate rows, got None."
+            )
+        ids = ops.to_int64_ids(candidate_ids, "candidate_ids")
+        checks.check_length(ids, num_given, "candidate_ids")
+        return ids
+
+    def _in_batch_probabilities(
         self,
         given: Optional[tf.Tensor],
         ids: Optional[tf.Tensor],
         num_queries: tf.Tensor,
-        num_candidates: tf.Tensor,
+        num_given: tf.Tensor,
         training: Optional[bool],
+        needed: bool,
     ) -> Optional[tf.Tensor]:
-        """`[N]` sampling probabilities: the given ones (checked) or the estimator's."""
+        """`[N]` per-draw probability of every column's id among the batch's candidates.
+
+        Counts the positives in `frequency` when training (whether or not the
+        probabilities are needed), so the estimator follows the data.
+        """
         if given is not None:
-            given = tf.cast(given, tf.float32)
-            if given.shape.rank is not None and given.shape.rank != 1:
+            if self.sampled_sources:
                 raise ValueError(
-                    "`candidate_sampling_probability` must have shape [num_candidates], "
-                    f"got shape {given.shape}."
+                    "`candidate_sampling_probability` covers only the given candidates; with "
+                    "sampled negatives give the task a `frequency` estimator instead."
                 )
-            _check_length(given, num_candidates, "candidate_sampling_probability")
-            check = tf.debugging.assert_equal(
-                tf.reduce_all((given > 0.0) & (given <= 1.0)),
-                True,
-                message="`candidate_sampling_probability` must lie in (0, 1] with no NaN",
-            )
-            with tf.control_dependencies([check]):
-                return tf.identity(given)
+            return checks.checked_probabilities(given, num_given)
         if self.frequency is None:
+            if needed and self.sampled_sources:
+                raise ValueError(
+                    "Mixing in-batch negatives with sampled ones needs the in-batch sampling "
+                    "probability: give the task a `frequency` estimator (e.g. "
+                    "StreamingFrequencyEstimator()), or leave InBatch out of `negatives`."
+                )
             return None
         if self.frequency.updates_in_training and training is None:
             raise ValueError(
@@ -236,8 +354,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         positives = self.frequency(ids[:num_queries], training=training)
         if ids.shape[0] is not None and ids.shape[0] == positives.shape[0]:
             return positives
-        extra = self.frequency.probability(ids[num_queries:])
-        return tf.concat([positives, extra], axis=0)
+        return tf.concat([positives, self.frequency.probability(ids[num_queries:])], axis=0)
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
@@ -245,13 +362,18 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             frequency=(
                 None if self.frequency is None else tf.keras.layers.serialize(self.frequency)
             ),
+            negatives=[tf.keras.layers.serialize(s) for s in self.negatives],
             correction=self.correction,
             correction_strength=self.correction_strength,
             probability_clip=self.probability_clip,
-            remove_accidental_hits=self._remove_accidental_hits,
+            duplicates=self._requested["duplicates"],
+            remove_accidental_hits=self._requested["remove_accidental_hits"],
+            sampled_loss=self.sampled_loss,
+            num_items=self.num_items,
+            gbce_calibration=self.gbce_calibration,
             temperature=self._temperature,
-            num_hard_negatives=self._num_hard_negatives,
             jit_compile=self.jit_compile,
+            num_hard_negatives=self._num_hard_negatives,
         )
         for key in ("trainable", "dtype"):
             config.pop(key, None)
@@ -262,56 +384,25 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         config = dict(config)
         if config.get("frequency") is not None:
             config["frequency"] = tf.keras.layers.deserialize(config["frequency"])
+        config["negatives"] = [tf.keras.layers.deserialize(s) for s in config["negatives"]]
         return cls(**config)
 
 
-def _check_embeddings(query_embeddings: tf.Tensor, candidate_embeddings: tf.Tensor):
-    """Checks ranks and dims; returns `(num_queries, num_candidates)` as scalar tensors."""
-    if query_embeddings.shape.rank not in (None, 2, 3):
+def _check_negatives(negatives: list) -> None:
+    if not negatives:
         raise ValueError(
-            "`query_embeddings` must have shape [B, D] or [B, heads, D], got shape "
-            f"{query_embeddings.shape}."
+            "`negatives` must list at least one source (e.g. [InBatch()]), got an empty list."
         )
-    if candidate_embeddings.shape.rank not in (None, 2):
-        raise ValueError(
-            "`candidate_embeddings` must have shape [N, D], got shape "
-            f"{candidate_embeddings.shape}."
-        )
-    q_dim, c_dim = query_embeddings.shape[-1], candidate_embeddings.shape[-1]
-    if q_dim is not None and c_dim is not None and q_dim != c_dim:
-        raise ValueError(
-            f"`candidate_embeddings` must have the embedding dimension of `query_embeddings` "
-            f"({q_dim}), got {c_dim} (shapes {query_embeddings.shape} and "
-            f"{candidate_embeddings.shape})."
-        )
-    b, n = query_embeddings.shape[0], candidate_embeddings.shape[0]
-    if b is not None and n is not None and n < b:
-        raise ValueError(
-            f"`candidate_embeddings` must have at least as many rows as `query_embeddings` "
-            f"({b}: one positive per query), got {n}."
-        )
-    return tf.shape(query_embeddings)[0], tf.shape(candidate_embeddings)[0]
-
-
-def _check_length(values: tf.Tensor, expected: tf.Tensor, name: str) -> None:
-    """Raises (statically when shapes are known) unless `values` has `expected` rows."""
-    static_expected = tf.get_static_value(expected)
-    if values.shape.rank == 1 and values.shape[0] is not None and static_expected is not None:
-        if values.shape[0] != static_expected:
-            raise ValueError(
-                f"`{name}` must have {static_expected} entries (one per row), "
-                f"got {values.shape[0]}."
+    for source in negatives:
+        if not isinstance(source, NegativeSource):
+            raise TypeError(
+                "`negatives` must hold tfrs_negatives.negatives sources (InBatch, Uniform, "
+                f"Popularity, FullCatalogue), got {type(source).__name__}."
             )
-        return
-    tf.debugging.assert_equal(
-        tf.size(values), expected, message=f"`{name}` must have one entry per row"
-    )
+    if sum(s.in_batch for s in negatives) > 1:
+        raise ValueError("`negatives` lists InBatch more than once.")
 
 
-def _scores(query_embeddings: tf.Tensor, candidate_embeddings: tf.Tensor) -> tf.Tensor:
-    """`[B, N]` float32 dot-product logits (max over heads for `[B, H, D]` queries)."""
-    queries = tf.cast(query_embeddings, tf.float32)
-    candidates = tf.cast(candidate_embeddings, tf.float32)
-    if queries.shape.rank == 3:
-        return tf.reduce_max(tf.einsum("qhd,cd->qhc", queries, candidates), axis=1)
-    return tf.linalg.matmul(queries, candidates, transpose_b=True)
+def _weighted(in_batch: Optional[NegativeSource]) -> bool:
+    """Whether the in-batch weight may differ from 1 (set explicitly, or by a curriculum)."""
+    return in_batch is not None and in_batch.initial_weight != 1.0

@@ -1,0 +1,362 @@
+"""Negative sources: where the negatives of a retrieval step come from, and with what probability.
+
+A source draws `count` candidates per step, shared by every query of the batch (as
+in Mixed Negative Sampling, Yang et al. 2020, WWW), and knows the probability
+`p_s(j)` that one of its draws is candidate `j`. The task combines sources: the
+probability it corrects a logit with is that of the mixture (see
+`tfrs_negatives.ops.mixture`).
+
+Each source holds two variables a curriculum can change between steps without
+retracing (`tfrs_negatives.callbacks.NegativeCurriculum`): `active_count` (how many
+of its `count` draws are used; the rest are masked) and `weight` (its candidates'
+terms in the softmax denominator are multiplied by it; 0 switches it off).
+"""
+
+from typing import Any, Dict, Optional
+
+from tfrs_negatives.estimators.base import SamplingProbabilityEstimator
+from tfrs_negatives.negatives.catalogue import Catalogue
+from tfrs_negatives.ops.mixture import log_miss_with_replacement
+
+import numpy as np
+import tensorflow as tf
+
+
+class NegativeSource(tf.keras.layers.Layer):
+    """Base class. Subclasses set `with_replacement` and implement `sample`/`draw_probability`.
+
+    Args:
+      count: Number of candidates drawn per step (static; the curriculum can use
+        fewer through `active_count`).
+      weight: Initial weight of the source's candidates.
+    """
+
+    with_replacement: bool = True
+    #: True for the in-batch source, whose candidates are the batch's positives.
+    in_batch: bool = False
+
+    def __init__(self, count: int = 0, weight: float = 1.0, **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", "float32")
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+        if not isinstance(count, (int, np.integer)) or count < 0:
+            raise ValueError(f"`count` must be a non-negative integer, got {count!r}.")
+        if not float(weight) >= 0.0 or not np.isfinite(weight):
+            raise ValueError(f"`weight` must be finite and >= 0, got {weight!r}.")
+        self.count = int(count)
+        self.initial_weight = float(weight)
+        self.active_count = self.add_weight(
+            name="active_count",
+            shape=[],
+            dtype=tf.int32,
+            trainable=False,
+            initializer=tf.constant_initializer(self.count),
+        )
+        self.weight = self.add_weight(
+            name="weight",
+            shape=[],
+            dtype=tf.float32,
+            trainable=False,
+            initializer=tf.constant_initializer(self.initial_weight),
+        )
+
+    def call(self, inputs: Any = None) -> tuple:
+        """Draws this step's candidates: `(ids [count] int64, features [count, ...])`."""
+        del inputs
+        return self.sample()
+
+    def sample(self) -> tuple:
+        raise NotImplementedError
+
+    def draw_probability(self, ids: tf.Tensor) -> tf.Tensor:
+        """`[n]` probability that one draw of this source is each `[n]` int64 id."""
+        raise NotImplementedError
+
+    def log_miss_probability(self, ids: tf.Tensor, draws: tf.Tensor) -> tf.Tensor:
+        """`[n]` log-probability that `draws` draws of this source all miss each id.
+
+        With replacement: `draws * log(1 - p(j))`; subclasses drawing without
+        replacement override it.
+        """
+        return log_miss_with_replacement(self.draw_probability(ids), draws)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update(count=self.count, weight=self.initial_weight)
+        for key in ("trainable", "dtype"):
+            config.pop(key, None)
+        return config
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrs_negatives")
+class InBatch(NegativeSource):
+    """The batch's other positives as negatives (TFRS's default), `p(j)` from the task's estimator.
+
+    Listing it among the task's `negatives` keeps in-batch negatives; leaving it out
+    uses the batch's candidates only as positives.
+    """
+
+    in_batch = True
+
+    def __init__(self, weight: float = 1.0, **kwargs: Any) -> None:
+        kwargs.pop("count", None)
+        super().__init__(count=0, weight=weight, **kwargs)
+
+    def sample(self) -> tuple:
+        raise TypeError("InBatch draws no candidates: its candidates are the batch's positives.")
+
+
+class _CatalogueSource(NegativeSource):
+    """A source drawing from a `Catalogue`, with a `tf.random.Generator` of its own."""
+
+    def __init__(
+        self,
+        catalogue: Any,
+        count: int,
+        weight: float = 1.0,
+        seed: Optional[int] = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(count=count, weight=weight, **kwargs)
+        self.catalogue = _as_catalogue(catalogue)
+        self.seed = seed
+        self.generator = (
+            tf.random.Generator.from_non_deterministic_state()
+            if seed is None
+            else tf.random.Generator.from_seed(seed)
+        )
+
+    def draw_probability(self, ids: tf.Tensor) -> tf.Tensor:
+        index, found = self.catalogue.lookup(ids)
+        return tf.where(found, tf.gather(self.pmf(), index), tf.zeros([], tf.float32))
+
+    def pmf(self) -> tf.Tensor:
+        """`[N]` probability of each catalogue row per draw."""
+        raise NotImplementedError
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update(catalogue=self.catalogue.get_config(), seed=self.seed)
+        return config
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrs_negatives")
+class Uniform(_CatalogueSource):
+    """`count` candidates drawn uniformly from the catalogue, shared by the batch.
+
+    Without replacement the draw is a random permutation's first `count` indices
+    (`tf.random.experimental.index_shuffle`, O(count) whatever the catalogue size);
+    each candidate is then included with probability exactly `count / N`.
+
+    Args:
+      catalogue: A `Catalogue`, or ids / a lookup layer / a dataset to build one.
+      count: Draws per step; without replacement at most the catalogue size.
+      replace: Draw with replacement (default) or without.
+      weight: Initial weight of the source.
+      seed: Seed of the source's random generator (checkpointed with the model).
+    """
+
+    def __init__(
+        self,
+        catalogue: Any,
+        count: int,
+        replace: bool = True,
+        weight: float = 1.0,
+        seed: Optional[int] = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(catalogue, count, weight, seed, **kwargs)
+        self.replace = bool(replace)
+        self.with_replacement = self.replace
+        if not self.replace and self.count > self.catalogue.size:
+            raise ValueError(
+                f"`count` ({self.count}) must not exceed the catalogue size "
+                f"({self.catalogue.size}) when drawing without replacement (`replace=False`)."
+            )
+
+    def sample(self) -> tuple:
+        n = self.catalogue.size
+        if self.replace:
+            indices = self.generator.uniform([self.count], 0, n, dtype=tf.int64)
+        else:
+            seed = self.generator.uniform_full_int([2], dtype=tf.int64)
+            indices = tf.random.experimental.index_shuffle(
+                tf.range(self.count, dtype=tf.int64), seed, n - 1
+            )
+        return self.catalogue.gather(indices)
+
+    def pmf(self) -> tf.Tensor:
+        return tf.fill([self.catalogue.size], 1.0 / self.catalogue.size)
+
+    def log_miss_probability(self, ids: tf.Tensor, draws: tf.Tensor) -> tf.Tensor:
+        if self.replace:
+            return super().log_miss_probability(ids, draws)
+        _, found = self.catalogue.lookup(ids)
+        share = tf.cast(draws, tf.float32) / self.catalogue.size
+        return tf.where(found, tf.math.log1p(-tf.minimum(share, 1.0)), 0.0)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update(replace=self.replace)
+        return config
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrs_negatives")
+class Popularity(_CatalogueSource):
+    """`count` candidates drawn with probability proportional to popularity^power.
+
+    `p(j) = f_j^b / sum_k f_k^b` (b = `power`): 0 is uniform, 1 the unigram
+    distribution, 0.75 word2vec's choice (Mikolov et al. 2013); see
+    `shared/seeds/negative-sampling-recall-stage.md`. Frequencies `f` come from
+    `counts` aligned with the catalogue, or from an estimator (read once at
+    construction; `refresh()` re-reads it). Draws use the cumulative distribution
+    and a binary search: O(count log N) per step.
+
+    Args:
+      catalogue: A `Catalogue`, or ids / a lookup layer / a dataset to build one.
+      count: Draws per step (with replacement).
+      power: Exponent `b >= 0`.
+      counts: `[N]` non-negative counts aligned with the catalogue's ids.
+      estimator: Alternatively, a `SamplingProbabilityEstimator` giving `f`.
+      weight: Initial weight of the source.
+      seed: Seed of the source's random generator.
+
+    Raises:
+      ValueError: `power < 0`, counts of the wrong length, negative or NaN, or
+        zero for a catalogue item (it could never be drawn, yet is listed).
+    """
+
+    def __init__(
+        self,
+        catalogue: Any,
+        count: int,
+        power: float = 0.75,
+        counts: Optional[Any] = None,
+        estimator: Optional[SamplingProbabilityEstimator] = None,
+        weight: float = 1.0,
+        seed: Optional[int] = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(catalogue, count, weight, seed, **kwargs)
+        if not float(power) >= 0.0 or not np.isfinite(power):
+            raise ValueError(f"`power` must be finite and >= 0, got {power!r}.")
+        if (counts is None) == (estimator is None):
+            raise ValueError("Give exactly one of `counts` and `estimator` to Popularity.")
+        if estimator is not None and not isinstance(estimator, SamplingProbabilityEstimator):
+            raise TypeError(
+                "`estimator` must be a SamplingProbabilityEstimator, got "
+                f"{type(estimator).__name__}."
+            )
+        self.power = float(power)
+        self.estimator = estimator
+        self.counts = None if counts is None else np.asarray(counts, np.float64).reshape(-1)
+        size = self.catalogue.size
+        self.probabilities = self.add_weight(
+            name="probabilities",
+            shape=[size],
+            dtype=tf.float32,
+            trainable=False,
+            initializer="zeros",
+        )
+        self.cdf = self.add_weight(
+            name="cdf", shape=[size], dtype=tf.float32, trainable=False, initializer="zeros"
+        )
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recomputes the distribution from the counts or the estimator's current state."""
+        if self.counts is not None:
+            frequency = self.counts
+            if frequency.shape != (self.catalogue.size,):
+                raise ValueError(
+                    f"`counts` must have one value per catalogue item ({self.catalogue.size}), "
+                    f"got shape {frequency.shape}."
+                )
+        else:
+            frequency = self.estimator.probability(self.catalogue.ids).numpy().astype(np.float64)
+        if not np.all(np.isfinite(frequency)) or (frequency < 0).any():
+            raise ValueError("`counts` must be finite and non-negative; got NaN/inf or < 0.")
+        weights = frequency**self.power
+        if (weights <= 0).any():
+            zero = np.flatnonzero(weights <= 0)
+            raise ValueError(
+                f"`counts` give probability zero to {zero.size} catalogue items (e.g. rows "
+                f"{zero[:5].tolist()}), which could then never be drawn: add a pseudo-count "
+                "(e.g. counts + 1), use power=0, or drop them from the catalogue."
+            )
+        pmf = weights / weights.sum()
+        self.probabilities.assign(pmf.astype(np.float32))
+        cdf = np.cumsum(pmf)
+        cdf[-1] = 1.0
+        self.cdf.assign(cdf.astype(np.float32))
+
+    def sample(self) -> tuple:
+        u = self.generator.uniform([self.count], dtype=tf.float32)
+        indices = tf.searchsorted(self.cdf, u, side="right", out_type=tf.int64)
+        return self.catalogue.gather(tf.minimum(indices, self.catalogue.size - 1))
+
+    def pmf(self) -> tf.Tensor:
+        return self.probabilities
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            power=self.power,
+            counts=None if self.counts is None else self.counts.tolist(),
+            estimator=None if self.estimator is None else tf.keras.layers.serialize(self.estimator),
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "Popularity":
+        config = dict(config)
+        if config.get("estimator") is not None:
+            config["estimator"] = tf.keras.layers.deserialize(config["estimator"])
+        return cls(**config)
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrs_negatives")
+class FullCatalogue(_CatalogueSource):
+    """Every catalogue item, every step: the full softmax, as a reference for small catalogues.
+
+    Each item is included with probability 1, so it needs no correction.
+    """
+
+    with_replacement = False
+
+    def __init__(self, catalogue: Any, weight: float = 1.0, **kwargs: Any) -> None:
+        catalogue = _as_catalogue(catalogue)
+        kwargs.pop("count", None)
+        kwargs.pop("seed", None)
+        super().__init__(catalogue, catalogue.size, weight, seed=0, **kwargs)
+
+    def sample(self) -> tuple:
+        return self.catalogue.ids, self.catalogue.features
+
+    def pmf(self) -> tf.Tensor:
+        return tf.fill([self.catalogue.size], 1.0 / self.catalogue.size)
+
+    def log_miss_probability(self, ids: tf.Tensor, draws: tf.Tensor) -> tf.Tensor:
+        _, found = self.catalogue.lookup(ids)
+        share = tf.cast(draws, tf.float32) / self.catalogue.size
+        return tf.where(found, tf.math.log1p(-tf.minimum(share, 1.0)), 0.0)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.pop("seed", None)
+        return config
+
+
+def _as_catalogue(catalogue: Any) -> Catalogue:
+    """A `Catalogue` from a catalogue, ids, a lookup layer or a dataset."""
+    if isinstance(catalogue, Catalogue):
+        return catalogue
+    if isinstance(catalogue, dict) and "ids" in catalogue:  # from get_config
+        return Catalogue(catalogue["ids"], catalogue.get("features"))
+    if isinstance(catalogue, tf.data.Dataset):
+        return Catalogue.from_dataset(catalogue)
+    if hasattr(catalogue, "get_vocabulary"):
+        return Catalogue.from_lookup(catalogue)
+    if catalogue is None or np.size(catalogue) == 0:
+        raise ValueError("`catalogue` is empty: a source needs at least one candidate to draw.")
+    return Catalogue(catalogue)

@@ -1,0 +1,134 @@
+"""The candidate columns of a step: the batch's, then each source's draws, with their masks."""
+
+from typing import Callable, NamedTuple, Optional, Sequence
+
+from tfrs_negatives import ops
+from tfrs_negatives.negatives.sources import NegativeSource
+
+import tensorflow as tf
+
+
+class Columns(NamedTuple):
+    """Everything the loss needs to know of the `[N]` candidate columns.
+
+    Attributes:
+      embeddings: `[N, D]` float32 candidate embeddings (given rows first).
+      ids: `[N]` int64 ids, or None when no id is needed.
+      blocks: Python list of `(source, start, count)` column blocks in order; the
+        first, with source None, is the given (in-batch) block.
+    """
+
+    embeddings: tf.Tensor
+    ids: Optional[tf.Tensor]
+    blocks: list
+
+
+def draw_columns(
+    candidate_embeddings: tf.Tensor,
+    ids: Optional[tf.Tensor],
+    sampled: Sequence[NegativeSource],
+    candidate_tower: Optional[Callable],
+) -> Columns:
+    """Draws each source's candidates and embeds them with `candidate_tower` in one call."""
+    given = tf.cast(candidate_embeddings, tf.float32)
+    if not sampled:
+        return Columns(given, ids, [(None, 0, None)])
+    if candidate_tower is None:
+        names = ", ".join(type(s).__name__ for s in sampled)
+        raise ValueError(
+            f"`candidate_tower` is required by the negative sources ({names}): pass the model's "
+            "candidate tower to the task call, e.g. `candidate_tower=self.item_tower`."
+        )
+    draws = [source(None) for source in sampled]
+    features = tf.nest.map_structure(lambda *parts: tf.concat(parts, 0), *[f for _, f in draws])
+    embedded = tf.cast(candidate_tower(features), tf.float32)
+    if embedded.shape.rank != 2:
+        raise ValueError(
+            "`candidate_tower` must return [n, D] embeddings for the sampled candidates, got "
+            f"shape {embedded.shape}."
+        )
+    num_given = tf.shape(given)[0]
+    blocks, start = [(None, 0, num_given)], num_given
+    for source in sampled:
+        blocks.append((source, start, source.count))
+        start = start + source.count
+    return Columns(
+        tf.concat([given, embedded], 0), tf.concat([ids] + [i for i, _ in draws], 0), blocks
+    )
+
+
+def mixture_probabilities(
+    columns: Columns,
+    in_batch_probabilities: Optional[tf.Tensor],
+    in_batch_draws: tf.Tensor,
+    sampled: Sequence[NegativeSource],
+    mask_duplicates: bool,
+) -> tf.Tensor:
+    """`[N]` probability of each column's candidate under the mixture of sources.
+
+    `in_batch_probabilities` (`[N]`, per-example probability of every column's id,
+    or None when the batch is not a source) and `in_batch_draws` are the batch's
+    part; each sampled source adds its own. With `mask_duplicates` the inclusion
+    probability, else the expected share (`tfrs_negatives.ops.mixture`).
+    """
+    parts = []  # (source, or None for the batch; per-draw probabilities; draws)
+    if in_batch_probabilities is not None:
+        parts.append((None, in_batch_probabilities, tf.cast(in_batch_draws, tf.float32)))
+    for source in sampled:
+        parts.append((source, None, tf.cast(source.active_count, tf.float32)))
+    if mask_duplicates:
+        misses = [
+            ops.log_miss_with_replacement(p, draws)
+            if source is None
+            else source.log_miss_probability(columns.ids, draws)
+            for source, p, draws in parts
+        ]
+        return ops.inclusion_probability(tf.stack(misses))
+    if len(parts) == 1 and parts[0][0] is None:
+        return in_batch_probabilities
+    probabilities = [
+        p if source is None else source.draw_probability(columns.ids) for source, p, _ in parts
+    ]
+    return ops.expected_share(tf.stack(probabilities), tf.stack([d for _, _, d in parts]))
+
+
+def column_exclusions(
+    columns: Columns,
+    in_batch_weight: Optional[tf.Tensor],
+    mask_duplicates: bool,
+):
+    """`(column_excluded [N] bool, column_log_weight [N] float32)` for the columns.
+
+    Excluded (for every row but its own): given columns beyond the positives when
+    the batch is not a source (`in_batch_weight` None) or its weight is 0; a source's
+    draws beyond its `active_count` or all of them at weight 0; with
+    `mask_duplicates`, every copy of an id but its first active column.
+    """
+    excluded, log_weight = [], []
+    for source, _, count in columns.blocks:
+        if source is None:
+            n = tf.shape(columns.embeddings)[0] if count is None else count
+            weight = tf.zeros([]) if in_batch_weight is None else in_batch_weight
+            excluded.append(tf.fill([n], weight <= 0.0))
+            log_weight.append(tf.fill([n], tf.math.log(tf.maximum(weight, 1e-30))))
+        else:
+            inactive = tf.range(count) >= source.active_count
+            excluded.append(tf.logical_or(inactive, source.weight <= 0.0))
+            log_weight.append(tf.fill([count], tf.math.log(tf.maximum(source.weight, 1e-30))))
+    column_excluded = tf.concat(excluded, 0)
+    column_log_weight = tf.concat(log_weight, 0)
+    if mask_duplicates:
+        column_excluded = tf.logical_or(
+            column_excluded, tf.logical_not(first_active_copy(columns.ids, column_excluded))
+        )
+    return column_excluded, column_log_weight
+
+
+def first_active_copy(ids: tf.Tensor, excluded: tf.Tensor) -> tf.Tensor:
+    """`[N]` True at the first non-excluded column of each distinct id."""
+    n = tf.shape(ids)[0]
+    _, group = tf.unique(ids, out_idx=tf.int32)
+    position = tf.range(n)
+    candidate = tf.where(excluded, n, position)
+    first = tf.math.unsorted_segment_min(candidate, group, n)
+    return tf.logical_and(tf.logical_not(excluded), tf.equal(tf.gather(first, group), position))
