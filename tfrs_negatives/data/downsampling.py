@@ -66,7 +66,7 @@ def keep_probability(
     z = tf.convert_to_tensor(z)
     if not z.dtype.is_floating:
         z = tf.cast(z, tf.float32)
-    ratio = tf.cast(sample, z.dtype) / z
+    ratio = tf.constant(sample, z.dtype) / z
     return tf.minimum(tf.sqrt(ratio) + ratio, tf.ones([], z.dtype))
 
 
@@ -265,7 +265,7 @@ def _philox_key(seed: tf.Tensor) -> tf.Tensor:
 
 def _call(id_fn: Callable[..., tf.Tensor], element: Any) -> tf.Tensor:
     # As Dataset.map: a tuple element is passed as positional arguments.
-    return id_fn(*element) if type(element) is tuple else id_fn(element)  # noqa: E721
+    return id_fn(*element) if type(element) is tuple else id_fn(element)
 
 
 def _check_id_fn(dataset: tf.data.Dataset, id_fn: Callable[..., tf.Tensor]) -> bool:

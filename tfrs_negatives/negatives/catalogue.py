@@ -19,7 +19,7 @@ class Catalogue:
 
     Args:
       ids: `[N]` distinct int32/int64/string ids.
-      features: Optional nested structure of `[N, ...]` tensors fed to the candidate
+      features: Optional `[N, ...]` tensor or dict of them, fed to the candidate
         tower for the sampled rows; defaults to `ids`.
 
     Raises:
@@ -45,9 +45,12 @@ class Catalogue:
             )
         self.sorted_ids = tf.constant(sorted_ids)
         self.sorted_order = tf.constant(order.astype(np.int64))
-        self.features = (
-            ids if features is None else tf.nest.map_structure(tf.convert_to_tensor, features)
-        )
+        if features is None:
+            self.features = ids
+        elif isinstance(features, dict):
+            self.features = {k: tf.convert_to_tensor(v) for k, v in features.items()}
+        else:
+            self.features = tf.convert_to_tensor(features)
         for leaf in tf.nest.flatten(self.features):
             if leaf.shape.rank == 0 or leaf.shape[0] != self.size:
                 raise ValueError(

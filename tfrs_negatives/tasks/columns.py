@@ -42,10 +42,11 @@ def draw_columns(
     draws = [source(None) for source in sampled]
     features = tf.nest.map_structure(lambda *parts: tf.concat(parts, 0), *[f for _, f in draws])
     embedded = tf.cast(candidate_tower(features), tf.float32)
-    if embedded.shape.rank != 2:
+    if embedded.shape.rank != 2 or embedded.shape[-1] != given.shape[-1]:
         raise ValueError(
-            "`candidate_tower` must return [n, D] embeddings for the sampled candidates, got "
-            f"shape {embedded.shape}."
+            "`candidate_tower` must return [n, D] embeddings for the sampled candidates with "
+            f"the dimension of `candidate_embeddings` ({given.shape[-1]}), got shape "
+            f"{embedded.shape}."
         )
     num_given = tf.shape(given)[0]
     blocks, start = [(None, 0, num_given)], num_given

@@ -207,7 +207,6 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         ):
             ids = self._candidate_ids(candidate_ids, num_given, sampled)
         columns = draw_columns(candidate_embeddings, ids, sampled, candidate_tower)
-        checks.check_dimension(query_embeddings, columns.embeddings, "candidate_tower's output")
         scores = checks.scores(query_embeddings, columns.embeddings)
         if self._temperature is not None:
             scores = scores / self._temperature
