@@ -80,17 +80,21 @@ class StreamingFrequencyEstimator(SamplingProbabilityEstimator):
         # h_k(x) = (a1 lo + a2 mid + a3 hi + b) mod p mod num_buckets, on x's 31-bit pieces.
         self._coefficients = rng.randint(1, _PRIME, size=(self.num_hashes, 4)).astype(np.int64)
         size = self.num_hashes * self.num_buckets
-        self.last_seen = self.add_weight(
-            name="last_seen", shape=[size], dtype=tf.int64, initializer="zeros", trainable=False
-        )
-        self.gap = self.add_weight(
-            name="gap", shape=[size], dtype=tf.float32, initializer="zeros", trainable=False
-        )
-        self.occurrences = self.add_weight(
-            name="occurrences", shape=[size], dtype=tf.float32, initializer="zeros", trainable=False
-        )
-        self.examples_seen = self.add_weight(
-            name="examples_seen", shape=[], dtype=tf.int64, initializer="zeros", trainable=False
+        self.last_seen = self._state("last_seen", [size], tf.int64)
+        self.gap = self._state("gap", [size], tf.float32)
+        self.occurrences = self._state("occurrences", [size], tf.float32)
+        self.examples_seen = self._state("examples_seen", [], tf.int64)
+
+    def _state(self, name: str, shape: list, dtype: tf.DType) -> tf.Variable:
+        """A zero-initialised state variable; under a distribution strategy every
+        replica computes the same update and the first replica's is kept."""
+        return self.add_weight(
+            name=name,
+            shape=shape,
+            dtype=dtype,
+            initializer="zeros",
+            trainable=False,
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
 
     def bucket_indices(self, ids: tf.Tensor) -> tf.Tensor:
@@ -112,6 +116,16 @@ class StreamingFrequencyEstimator(SamplingProbabilityEstimator):
         return acc % self.num_buckets + offsets
 
     def update(self, ids: tf.Tensor) -> None:
+        context = tf.distribute.get_replica_context()
+        distributed = (
+            tf.distribute.has_strategy()
+            and context is not None
+            and context.num_replicas_in_sync > 1
+        )
+        if distributed:
+            # Every replica counts the whole global batch, identically; the
+            # variables keep the first replica's (equal) result.
+            ids = context.all_gather(ids, axis=0)
         now = self.examples_seen.assign_add(tf.size(ids, out_type=tf.int64))
         positions = tf.reshape(self.bucket_indices(ids), [-1])
         buckets, _, counts = tf.unique_with_counts(positions, out_idx=tf.int64)
@@ -122,9 +136,16 @@ class StreamingFrequencyEstimator(SamplingProbabilityEstimator):
         keep = 1.0 - self.learning_rate
         new_weight = keep * old_weight + tf.cast(counts, tf.float32)
         new_gap = (keep * old_time + elapsed) / new_weight
-        self.occurrences.scatter_nd_update(buckets, new_weight)
-        self.gap.scatter_nd_update(buckets, new_gap)
-        self.last_seen.scatter_nd_update(buckets, tf.fill(tf.shape(counts), now))
+        updates = (
+            (self.occurrences, new_weight),
+            (self.gap, new_gap),
+            (self.last_seen, tf.fill(tf.shape(counts), now)),
+        )
+        for variable, values in updates:
+            if distributed:  # mirrored variables take no scatter in replica context
+                variable.assign(tf.tensor_scatter_nd_update(variable, buckets, values))
+            else:
+                variable.scatter_nd_update(buckets, values)
 
     def probability(self, ids: tf.Tensor) -> tf.Tensor:
         positions = self.bucket_indices(ids)  # [H, n]

@@ -4,7 +4,7 @@ from typing import Optional
 
 from tfrs_negatives.ops.logq import logq_correction, logq_correction_positive_uncorrected
 from tfrs_negatives.ops.losses import bce_loss, bpr_loss, gbce_beta, softmax_cross_entropy
-from tfrs_negatives.ops.masking import accidental_hit_mask, apply_mask
+from tfrs_negatives.ops.masking import accidental_hit_mask, apply_mask, own_column_mask
 
 import tensorflow as tf
 
@@ -34,9 +34,8 @@ def exclusion_mask(
     if positive_ids is not None:
         parts.append(accidental_hit_mask(positive_ids, candidate_ids))
     if column_excluded is not None:
-        rows = tf.range(tf.shape(scores)[0])[:, None]
-        cols = tf.range(tf.shape(scores)[1])[None, :]
-        parts.append(tf.logical_and(column_excluded[None, :], tf.not_equal(rows, cols)))
+        not_own = tf.logical_not(own_column_mask(scores))
+        parts.append(tf.logical_and(column_excluded[None, :], not_own))
     if score_mask is not None:
         parts.append(tf.logical_not(score_mask))
     if not parts:
@@ -87,9 +86,8 @@ def corrected_logits(
                 f"`correction` must be 'logq' or 'positive_uncorrected', got {correction!r}."
             )
     if column_log_weight is not None:
-        scores = tf.linalg.set_diag(
-            scores + column_log_weight[None, :], tf.linalg.diag_part(scores)
-        )
+        weighted = scores + column_log_weight[None, :]
+        scores = tf.where(own_column_mask(scores), scores, weighted)
     mask = exclusion_mask(scores, positive_ids, candidate_ids, column_excluded, score_mask)
     return scores if mask is None else apply_mask(scores, mask)
 
@@ -140,7 +138,7 @@ def retrieval_loss(
     if loss == "softmax":
         return softmax_cross_entropy(logits, sample_weight)
     mask = exclusion_mask(scores, positive_ids, candidate_ids, column_excluded, score_mask)
-    own = tf.cast(tf.eye(tf.shape(scores)[0], tf.shape(scores)[1]), tf.bool)
+    own = own_column_mask(scores)
     valid = tf.logical_not(own) if mask is None else tf.logical_not(tf.logical_or(own, mask))
     if loss == "bpr":
         return bpr_loss(logits, valid, sample_weight)
@@ -154,7 +152,37 @@ def retrieval_loss(
     raise ValueError(f"`loss` must be one of {LOSSES}, got {loss!r}.")
 
 
-#: The same computation compiled with XLA: correction, masks and loss fuse into a
-#: few passes over `[B, N]` instead of one pass per operation (measured in
-#: `benchmarks/logq_step_time.py`).
-fused_retrieval_loss = tf.function(retrieval_loss, jit_compile=True)
+@tf.function(jit_compile=True)
+def _loss_and_gradient(scores: tf.Tensor, *args, **kwargs):
+    """`retrieval_loss` and its gradient with respect to `scores`, in one XLA computation."""
+    with tf.GradientTape() as tape:
+        tape.watch(scores)
+        loss = retrieval_loss(scores, *args, **kwargs)
+    return loss, tape.gradient(loss, scores)
+
+
+def fused_retrieval_loss(scores: tf.Tensor, *args, **kwargs) -> tf.Tensor:
+    """`retrieval_loss` compiled with XLA, forward and backward in one computation.
+
+    Correction, masks and loss fuse into a few passes over `[B, N]` instead of one
+    pass per operation (measured in `benchmarks/logq_step_time.py`). The gradient
+    with respect to `scores` is computed with the loss, inside the compiled
+    function, and handed back through `tf.custom_gradient`: compiling the backward
+    pass separately fails for dynamic batch sizes (XLA cannot take the forward's
+    shapes as inputs). Only `scores` receives a gradient; the other arguments are
+    constants of the step (probabilities, masks, weights).
+
+    Args:
+      scores: `[B, N]` float32 logits.
+      *args, **kwargs: As `retrieval_loss`.
+
+    Returns:
+      Scalar float32 loss.
+    """
+
+    @tf.custom_gradient
+    def run(logits: tf.Tensor):
+        loss, gradient = _loss_and_gradient(logits, *args, **kwargs)
+        return loss, lambda upstream: upstream * gradient
+
+    return run(scores)

@@ -8,6 +8,8 @@ the LogQ Correction", RecSys) show the positive should not be corrected and each
 negative should be corrected by `log(q_j / (1 - q_pos))`.
 """
 
+from tfrs_negatives.ops.masking import own_column_mask
+
 import tensorflow as tf
 
 CORRECTIONS = ("logq", "positive_uncorrected")
@@ -76,4 +78,4 @@ def logq_correction_positive_uncorrected(
     q_pos = tf.cast(positive_probabilities, tf.float32)
     log_rest = tf.math.log(tf.clip_by_value(1.0 - q_pos, clip_min, 1.0))
     corrected = logits - strength * (log_q[None, :] - log_rest[:, None])
-    return tf.linalg.set_diag(corrected, tf.linalg.diag_part(logits))
+    return tf.where(own_column_mask(logits), logits, corrected)

@@ -59,3 +59,14 @@ def accidental_hit_mask(query_positive_ids: tf.Tensor, candidate_ids: tf.Tensor)
     num_cols = tf.shape(candidate_ids)[0]
     not_own_column = tf.not_equal(tf.range(num_rows)[:, None], tf.range(num_cols)[None, :])
     return tf.logical_and(hits, not_own_column)
+
+
+def own_column_mask(logits: tf.Tensor) -> tf.Tensor:
+    """`[B, N]` boolean, True at `(i, i)`: each row's own positive column.
+
+    Built by comparing ranges rather than with `tf.linalg.set_diag`, whose gradient
+    XLA cannot compile when the batch size is dynamic.
+    """
+    rows = tf.range(tf.shape(logits)[0])[:, None]
+    cols = tf.range(tf.shape(logits)[1])[None, :]
+    return tf.equal(rows, cols)
