@@ -4,39 +4,12 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
-import tensorflow as tf
-import tensorflow_recommenders as tfrs
-
 import tfrs_negatives as tfn
 from tfrs_negatives.negatives import InBatch, Popularity, Uniform
 
-NUM_USERS, NUM_ITEMS = 30, 40
-
-
-class _TwoTower(tfrs.Model):
-    def __init__(self, task):
-        super().__init__()
-        self.query_tower = tf.keras.layers.Embedding(NUM_USERS, 8)
-        self.item_tower = tf.keras.layers.Embedding(NUM_ITEMS, 8)
-        self.task = task
-
-    def compute_loss(self, features, training=False):
-        return self.task(
-            self.query_tower(features["user"]),
-            self.item_tower(features["item"]),
-            candidate_ids=features["item"],
-            candidate_tower=self.item_tower,
-            training=training,
-        )
-
-
-def _data(seed=0, n=256, batch=64):
-    rng = np.random.default_rng(seed)
-    items = np.minimum(rng.zipf(1.5, n) - 1, NUM_ITEMS - 1)
-    return tf.data.Dataset.from_tensor_slices(
-        {"user": rng.integers(0, NUM_USERS, n), "item": items.astype(np.int64)}
-    ).batch(batch)
+import numpy as np
+import tensorflow as tf
+from tests_support import NUM_ITEMS, TwoTower, interactions
 
 
 def _task(seed=0):
@@ -53,19 +26,19 @@ def _task(seed=0):
 
 def test_trains_and_resumes_identically_from_a_checkpoint(tmp_path):
     tf.keras.utils.set_random_seed(0)
-    model = _TwoTower(_task())
+    model = TwoTower(_task())
     model.compile(optimizer=tf.keras.optimizers.Adagrad(0.1))
-    history = model.fit(_data(), epochs=3, verbose=0).history["loss"]
+    history = model.fit(interactions(), epochs=3, verbose=0).history["loss"]
     assert np.all(np.isfinite(history)) and history[-1] < history[0]
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     path = checkpoint.save(str(tmp_path / "ckpt"))
-    batch = next(iter(_data(seed=5)))
+    batch = next(iter(interactions(seed=5)))
     continued = model.train_step(batch)["loss"].numpy()
 
     tf.keras.utils.set_random_seed(1)
-    fresh = _TwoTower(_task(seed=7))
+    fresh = TwoTower(_task(seed=7))
     fresh.compile(optimizer=tf.keras.optimizers.Adagrad(0.1))
-    fresh.train_step(next(iter(_data(seed=9))))  # create every variable, then overwrite
+    fresh.train_step(next(iter(interactions(seed=9))))  # create every variable, then overwrite
     tf.train.Checkpoint(model=fresh, optimizer=fresh.optimizer).restore(path)
     # The same next step: same weights, estimator state and sampler streams.
     np.testing.assert_allclose(fresh.train_step(batch)["loss"].numpy(), continued, rtol=1e-6)
@@ -74,9 +47,9 @@ def test_trains_and_resumes_identically_from_a_checkpoint(tmp_path):
 def test_mixed_precision_with_sources():
     tf.keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        model = _TwoTower(_task())
+        model = TwoTower(_task())
         model.compile(optimizer=tf.keras.optimizers.Adagrad(0.1))
-        history = model.fit(_data(), epochs=2, verbose=0).history["loss"]
+        history = model.fit(interactions(), epochs=2, verbose=0).history["loss"]
         assert np.all(np.isfinite(history))
     finally:
         tf.keras.mixed_precision.set_global_policy("float32")
@@ -92,12 +65,13 @@ _MIRRORED = textwrap.dedent(
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     sys_path_test = __import__("sys").argv[1]
     __import__("sys").path.insert(0, sys_path_test)
-    from test_mixed_training import _TwoTower, _data, _task
+    from test_mixed_training import _task
+    from tests_support import TwoTower, interactions
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with strategy.scope():
-        model = _TwoTower(_task())
+        model = TwoTower(_task())
         model.compile(optimizer=tf.keras.optimizers.Adagrad(0.1))
-    losses = model.fit(_data(), epochs=2, verbose=0).history["loss"]
+    losses = model.fit(interactions(), epochs=2, verbose=0).history["loss"]
     est = model.task.frequency
     replicas = [v.numpy().tolist() for v in strategy.experimental_local_results(est.gap)]
     print(json.dumps({"losses": losses, "seen": int(est.examples_seen.numpy()),
@@ -113,7 +87,10 @@ def test_mirrored_strategy_on_two_cpus(tmp_path):
     tests_dir = str(pathlib.Path(__file__).parent)
     result = subprocess.run(
         [sys.executable, "-c", _MIRRORED, tests_dir],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
@@ -122,6 +99,6 @@ def test_mirrored_strategy_on_two_cpus(tmp_path):
     # The estimator saw the global batches: same state as counting them in one process.
     est = tfn.StreamingFrequencyEstimator(num_buckets=256)
     for _ in range(2):
-        for batch in _data():
+        for batch in interactions():
             est(batch["item"], training=True)
     np.testing.assert_allclose(out["gap"], est.gap.numpy(), rtol=1e-6)

@@ -10,7 +10,7 @@ from tfrs_negatives._keras_env import ensure_legacy_keras
 ensure_legacy_keras()
 
 # pylint: disable=wrong-import-position
-from tfrs_negatives import estimators, negatives, ops, tasks  # noqa: E402
+from tfrs_negatives import callbacks, data, estimators, negatives, ops, tasks  # noqa: E402
 from tfrs_negatives.estimators import (  # noqa: E402
     ExactFrequencyEstimator,
     SamplingProbabilityEstimator,
@@ -27,6 +27,8 @@ __all__ = [
     "SamplingProbabilityEstimator",
     "StaticProbabilities",
     "StreamingFrequencyEstimator",
+    "callbacks",
+    "data",
     "estimators",
     "negatives",
     "ops",

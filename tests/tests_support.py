@@ -1,0 +1,35 @@
+"""Small two-tower model and data shared by the training tests."""
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+NUM_USERS, NUM_ITEMS = 30, 40
+
+
+class TwoTower(tfrs.Model):
+    """ID towers; the task is called with ids, the candidate tower and `training`."""
+
+    def __init__(self, task, dim=8):
+        super().__init__()
+        self.query_tower = tf.keras.layers.Embedding(NUM_USERS, dim)
+        self.item_tower = tf.keras.layers.Embedding(NUM_ITEMS, dim)
+        self.task = task
+
+    def compute_loss(self, features, training=False):
+        return self.task(
+            self.query_tower(features["user"]),
+            self.item_tower(features["item"]),
+            candidate_ids=features["item"],
+            candidate_tower=self.item_tower,
+            training=training,
+        )
+
+
+def interactions(seed=0, n=256, batch=64):
+    """Zipf-popular items, uniform users, batched."""
+    rng = np.random.default_rng(seed)
+    items = np.minimum(rng.zipf(1.5, n) - 1, NUM_ITEMS - 1)
+    return tf.data.Dataset.from_tensor_slices(
+        {"user": rng.integers(0, NUM_USERS, n), "item": items.astype(np.int64)}
+    ).batch(batch)
