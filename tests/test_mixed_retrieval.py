@@ -29,7 +29,8 @@ def _setup(seed=0):
     return rng, table, p_batch, frequency
 
 
-def _reference(queries, table, pos, draws, p_batch, mode, in_batch=True, weights=None):
+def _reference(queries, table, pos, draws, p_batch, mode, in_batch=True, weights=None,
+               correction="logq"):
     """Sum over rows of the corrected softmax loss, in float64."""
     b, k = len(pos), len(draws)
     ids = np.concatenate([pos, draws])
@@ -41,6 +42,9 @@ def _reference(queries, table, pos, draws, p_batch, mode, in_batch=True, weights
     else:
         q = 1 - (1 - p_batch[ids]) ** m_batch * (1 - 1 / N_ITEMS) ** k
     logits = scores - np.log(q)[None, :]
+    if correction == "positive_uncorrected":
+        logits = logits + np.log(1 - q[:b])[:, None]
+        logits[np.arange(b), np.arange(b)] = scores[np.arange(b), np.arange(b)]
     weights = np.ones(len(ids)) if weights is None else weights
     total = 0.0
     active = [(in_batch or j >= b) and weights[j] > 0 for j in range(len(ids))]
@@ -85,6 +89,23 @@ def test_mixture_loss_matches_numpy(mode, in_batch, jit_compile):
         candidate_tower=lambda ids: tf.gather(table, ids),
     )
     expected = _reference(queries, table, pos, draws, p_batch, mode, in_batch)
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["keep", "mask"])
+def test_positive_uncorrected_variant_with_mixture(mode):
+    rng, table, p_batch, frequency = _setup(3)
+    pos = np.array([0, 3, 3, 5])
+    draws = np.array([3, 9, 11])
+    queries = rng.normal(size=(len(pos), DIM)).astype(np.float32)
+    task = tfn.CorrectedRetrieval(
+        frequency=frequency, negatives=[InBatch(), FixedDraws(np.arange(N_ITEMS), draws)],
+        duplicates=mode, correction="positive_uncorrected",
+    )
+    loss = task(tf.constant(queries), tf.constant(table[pos]), candidate_ids=tf.constant(pos),
+                candidate_tower=lambda ids: tf.gather(table, ids))
+    expected = _reference(queries, table, pos, draws, p_batch, mode,
+                          correction="positive_uncorrected")
     np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-5)
 
 

@@ -188,6 +188,10 @@ class Uniform(_CatalogueSource):
     def pmf(self) -> tf.Tensor:
         return tf.fill([self.catalogue.size], 1.0 / self.catalogue.size)
 
+    def draw_probability(self, ids: tf.Tensor) -> tf.Tensor:
+        _, found = self.catalogue.lookup(ids)  # no [N] table: every item has 1 / N
+        return tf.where(found, 1.0 / self.catalogue.size, 0.0)
+
     def log_miss_probability(self, ids: tf.Tensor, draws: tf.Tensor) -> tf.Tensor:
         if self.replace:
             return super().log_miss_probability(ids, draws)
@@ -316,34 +320,26 @@ class Popularity(_CatalogueSource):
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_negatives")
-class FullCatalogue(_CatalogueSource):
+class FullCatalogue(Uniform):
     """Every catalogue item, every step: the full softmax, as a reference for small catalogues.
 
-    Each item is included with probability 1, so it needs no correction.
+    A uniform draw of the whole catalogue without replacement, in catalogue order:
+    each item is included with probability 1, so it needs no correction.
     """
-
-    with_replacement = False
 
     def __init__(self, catalogue: Any, weight: float = 1.0, **kwargs: Any) -> None:
         catalogue = _as_catalogue(catalogue)
-        kwargs.pop("count", None)
-        kwargs.pop("seed", None)
-        super().__init__(catalogue, catalogue.size, weight, seed=0, **kwargs)
+        for key in ("count", "replace", "seed"):
+            kwargs.pop(key, None)
+        super().__init__(catalogue, catalogue.size, replace=False, weight=weight, seed=0, **kwargs)
 
     def sample(self) -> tuple:
         return self.catalogue.ids, self.catalogue.features
 
-    def pmf(self) -> tf.Tensor:
-        return tf.fill([self.catalogue.size], 1.0 / self.catalogue.size)
-
-    def log_miss_probability(self, ids: tf.Tensor, draws: tf.Tensor) -> tf.Tensor:
-        _, found = self.catalogue.lookup(ids)
-        share = tf.cast(draws, tf.float32) / self.catalogue.size
-        return tf.where(found, tf.math.log1p(-tf.minimum(share, 1.0)), 0.0)
-
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
-        config.pop("seed", None)
+        for key in ("count", "replace", "seed"):
+            config.pop(key, None)
         return config
 
 
