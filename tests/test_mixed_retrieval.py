@@ -183,6 +183,8 @@ def test_mixed_errors():
         tfn.CorrectedRetrieval(negatives=[])
     with pytest.raises(TypeError, match="`negatives` must hold"):
         tfn.CorrectedRetrieval(negatives=["uniform"])
+    with pytest.raises(ValueError, match="weights of `negatives` must sum to a positive"):
+        tfn.CorrectedRetrieval(negatives=[InBatch(weight=0.0), Uniform([1, 2], 1, weight=0.0)])
     with pytest.raises(ValueError, match="`duplicates`"):
         tfn.CorrectedRetrieval(duplicates="drop")
     with pytest.raises(ValueError, match="`sampled_loss`"):

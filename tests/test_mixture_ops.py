@@ -30,6 +30,11 @@ def test_inclusion_probability_matches_numpy(seed):
     np.testing.assert_allclose(pi, expected, rtol=1e-5)
 
 
+def test_expected_share_with_no_draws_is_zero_not_nan():
+    q = ops.expected_share(tf.constant([[0.5, 0.5]]), tf.constant([0]))
+    np.testing.assert_array_equal(q.numpy(), [0.0, 0.0])
+
+
 def test_log_miss_edge_cases():
     # p = 1 with 0 draws must be 0 (not NaN); p = 1 with draws is -inf -> pi = 1.
     out = ops.log_miss_with_replacement(tf.constant([1.0, 0.0]), 0).numpy()

@@ -32,7 +32,8 @@ def expected_share(draw_probabilities: tf.Tensor, draws: tf.Tensor) -> tf.Tensor
     """
     draws = tf.cast(draws, tf.float32)
     p = tf.cast(draw_probabilities, tf.float32)
-    return tf.reduce_sum(draws[:, None] * p, axis=0) / tf.reduce_sum(draws)
+    # No draws at all (every source switched off) gives 0, not NaN.
+    return tf.reduce_sum(draws[:, None] * p, axis=0) / tf.maximum(tf.reduce_sum(draws), 1e-12)
 
 
 def inclusion_probability(log_miss_probabilities: tf.Tensor) -> tf.Tensor:

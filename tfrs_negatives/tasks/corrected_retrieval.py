@@ -400,6 +400,12 @@ def _check_negatives(negatives: list) -> None:
             )
     if sum(s.in_batch for s in negatives) > 1:
         raise ValueError("`negatives` lists InBatch more than once.")
+    weights = [s.initial_weight for s in negatives]
+    if not sum(weights) > 0:
+        raise ValueError(
+            f"The weights of `negatives` must sum to a positive number, got {weights}: with "
+            "every source at weight 0 there is no negative."
+        )
 
 
 def _weighted(in_batch: Optional[NegativeSource]) -> bool:
