@@ -10,7 +10,15 @@ from tfrs_negatives._keras_env import ensure_legacy_keras
 ensure_legacy_keras()
 
 # pylint: disable=wrong-import-position
-from tfrs_negatives import callbacks, data, estimators, negatives, ops, tasks  # noqa: E402
+from tfrs_negatives import (  # noqa: E402
+    callbacks,
+    data,
+    estimators,
+    mining,
+    negatives,
+    ops,
+    tasks,
+)
 from tfrs_negatives.estimators import (  # noqa: E402
     ExactFrequencyEstimator,
     SamplingProbabilityEstimator,
@@ -30,6 +38,7 @@ __all__ = [
     "callbacks",
     "data",
     "estimators",
+    "mining",
     "negatives",
     "ops",
     "tasks",

@@ -1,6 +1,7 @@
-"""Negative sources: in-batch, uniform, popularity^b, the full catalogue."""
+"""Negative sources: in-batch, uniform, popularity^b, the full catalogue, mined."""
 
 from tfrs_negatives.negatives.catalogue import Catalogue
+from tfrs_negatives.negatives.mined import Mined
 from tfrs_negatives.negatives.sources import (
     FullCatalogue,
     InBatch,
@@ -9,4 +10,12 @@ from tfrs_negatives.negatives.sources import (
     Uniform,
 )
 
-__all__ = ["Catalogue", "FullCatalogue", "InBatch", "NegativeSource", "Popularity", "Uniform"]
+__all__ = [
+    "Catalogue",
+    "FullCatalogue",
+    "InBatch",
+    "Mined",
+    "NegativeSource",
+    "Popularity",
+    "Uniform",
+]

@@ -23,8 +23,9 @@ def exclusion_mask(
     Args:
       scores: `[B, N]` logits (for the shape).
       positive_ids: Optional `[B]` int64 ids of the positives; with `candidate_ids`
-        (`[N]` int64) excludes accidental hits.
-      candidate_ids: Optional `[N]` int64 candidate ids.
+        excludes accidental hits.
+      candidate_ids: Optional `[N']` int64 ids of the first `N' <= N` columns
+        (the shared ones; later per-row columns are masked through `score_mask`).
       column_excluded: Optional `[N]` boolean: column `j` is excluded for every row
         except row `j` (whose positive it is): duplicates, inactive draws,
         switched-off sources.
@@ -32,7 +33,10 @@ def exclusion_mask(
     """
     parts = []
     if positive_ids is not None:
-        parts.append(accidental_hit_mask(positive_ids, candidate_ids))
+        hits = accidental_hit_mask(positive_ids, candidate_ids)
+        # Columns past `candidate_ids` (per-row extras) are masked by `score_mask`.
+        extra = tf.shape(scores)[1] - tf.shape(candidate_ids)[0]
+        parts.append(tf.pad(hits, [[0, 0], [0, extra]]))
     if column_excluded is not None:
         not_own = tf.logical_not(own_column_mask(scores))
         parts.append(tf.logical_and(column_excluded[None, :], not_own))

@@ -133,3 +133,91 @@ def first_active_copy(ids: tf.Tensor, excluded: tf.Tensor) -> tf.Tensor:
     candidate = tf.where(excluded, n, position)
     first = tf.math.unsorted_segment_min(candidate, group, n)
     return tf.logical_and(tf.logical_not(excluded), tf.equal(tf.gather(first, group), position))
+
+
+def draw_row_columns(
+    query_embeddings: tf.Tensor,
+    per_row: Sequence[NegativeSource],
+    positive_ids: tf.Tensor,
+    query_ids: Optional[tf.Tensor],
+    candidate_tower: Optional[Callable],
+):
+    """Per-row (mined) negatives: `(scores [B, M], ids [B, M], blocks)`.
+
+    Each source draws `count` candidates per row from the anchor of its side (the
+    row's positive id, or its query id), embedded with `candidate_tower` in one call.
+    """
+    if candidate_tower is None:
+        raise ValueError(
+            "`candidate_tower` is required by mined negatives: pass the model's candidate "
+            "tower to the task call."
+        )
+    if query_embeddings.shape.rank != 2:
+        raise ValueError(
+            "Mined negatives need `query_embeddings` of shape [B, D], got shape "
+            f"{query_embeddings.shape}."
+        )
+    ids, features, blocks = [], [], []
+    for source in per_row:
+        if source.side == "query" and query_ids is None:
+            raise ValueError(
+                "`query_ids` is required by query-side mined negatives (side='query'): pass "
+                "the [B] query ids to the task call."
+            )
+        anchors = positive_ids if source.side == "item" else query_ids
+        row_ids, row_features, _ = source.sample_rows(anchors)
+        ids.append(row_ids)
+        features.append(row_features)
+        blocks.append((source, None, source.count))
+    b = tf.shape(query_embeddings)[0]
+    total = sum(s.count for s in per_row)
+    merged = tf.nest.map_structure(lambda *parts: tf.concat(parts, 0), *features)
+    # Row-major per source: reorder to [B, total] by stacking each source's [B, count].
+    embedded = tf.cast(candidate_tower(merged), tf.float32)
+    pieces, start = [], 0
+    for source in per_row:
+        size = b * source.count
+        pieces.append(tf.reshape(embedded[start : start + size], [b, source.count, -1]))
+        start += size
+    row_embeddings = tf.concat(pieces, 1)  # [B, total, D]
+    queries = tf.cast(query_embeddings, tf.float32)
+    scores = tf.einsum("bd,bmd->bm", queries, row_embeddings)
+    return tf.reshape(scores, [b, total]), tf.concat(ids, 1), blocks
+
+
+def row_exclusions(
+    blocks: list,
+    row_ids: tf.Tensor,
+    positive_ids: tf.Tensor,
+    query_ids: Optional[tf.Tensor],
+    raw_row_scores: tf.Tensor,
+    positive_scores: tf.Tensor,
+):
+    """`(excluded [B, M] bool, column_excluded [M], column_log_weight [M])` of mined columns.
+
+    Excluded per row: the row's positive, the query's known positives, and with a
+    margin the candidates scoring above `s_pos - margin |s_pos|`; per column: draws
+    beyond `active_count` and sources at weight 0.
+    """
+    excluded = tf.equal(row_ids, positive_ids[:, None])
+    column_excluded, log_weight, pieces, start = [], [], [], 0
+    for source, _, count in blocks:
+        part_ids = row_ids[:, start : start + count]
+        part = tf.zeros(tf.shape(part_ids), tf.bool)
+        if source.known_positives is not None and query_ids is not None:
+            part = tf.logical_or(
+                part, source.known_positives.contains(query_ids[:, None], part_ids)
+            )
+        if source.margin is not None:
+            threshold = positive_scores - source.margin * tf.abs(positive_scores)
+            part = tf.logical_or(
+                part, raw_row_scores[:, start : start + count] > threshold[:, None]
+            )
+        pieces.append(part)
+        column_excluded.append(
+            tf.logical_or(tf.range(count) >= source.active_count, source.weight <= 0.0)
+        )
+        log_weight.append(tf.fill([count], tf.math.log(tf.maximum(source.weight, 1e-30))))
+        start += count
+    excluded = tf.logical_or(excluded, tf.concat(pieces, 1))
+    return excluded, tf.concat(column_excluded, 0), tf.concat(log_weight, 0)

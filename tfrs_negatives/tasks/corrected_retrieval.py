@@ -9,7 +9,9 @@ from tfrs_negatives.tasks import checks
 from tfrs_negatives.tasks.columns import (
     column_exclusions,
     draw_columns,
+    draw_row_columns,
     mixture_probabilities,
+    row_exclusions,
 )
 
 import tensorflow as tf
@@ -56,8 +58,8 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         masked), corrected by its inclusion probability. None: `"mask"` with
         sampled sources, `"keep"` for in-batch only (TFRS and Yi et al. 2019).
       remove_accidental_hits: Mask candidates equal to the row's positive; None:
-        True with sampled sources (a sampled copy of the positive is no negative),
-        False for in-batch only (TFRS's default).
+        True with sampled or mined sources (a sampled copy of the positive is no
+        negative), False for in-batch only (TFRS's default).
       sampled_loss: `"softmax"` (default), `"bpr"`, `"bce"` or `"gbce"`
         (`tfrs_negatives.ops.losses`); the correction applies to the logits of each.
       num_items: Catalogue size for gBCE; default: the first source's catalogue.
@@ -100,7 +102,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             )
         negatives = [InBatch()] if negatives is None else list(negatives)
         _check_negatives(negatives)
-        sampled = [s for s in negatives if not s.in_batch]
+        sampled = [s for s in negatives if not s.in_batch and not _per_row(s)]
         if correction is not None and correction not in ops.CORRECTIONS:
             raise ValueError(
                 f"`correction` must be one of {ops.CORRECTIONS} or None, got {correction!r}."
@@ -123,7 +125,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             raise ValueError(f"`temperature` must be > 0 or None, got {temperature!r}.")
         self._requested = dict(duplicates=duplicates, remove_accidental_hits=remove_accidental_hits)
         if remove_accidental_hits is None:
-            remove_accidental_hits = bool(sampled)
+            remove_accidental_hits = len(negatives) > 1 or not negatives[0].in_batch
         super().__init__(
             loss=loss,
             metrics=metrics,
@@ -148,8 +150,13 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
 
     @property
     def sampled_sources(self) -> List[NegativeSource]:
-        """The sources drawing from a catalogue (all but `InBatch`)."""
-        return [s for s in self.negatives if not s.in_batch]
+        """The sources whose draws all rows share (all but `InBatch` and mined ones)."""
+        return [s for s in self.negatives if not s.in_batch and not _per_row(s)]
+
+    @property
+    def per_row_sources(self) -> List[NegativeSource]:
+        """The sources drawing negatives for each row separately (`Mined`)."""
+        return [s for s in self.negatives if _per_row(s)]
 
     @property
     def in_batch_source(self) -> Optional[NegativeSource]:
@@ -167,6 +174,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         compute_batch_metrics: bool = True,
         score_mask: Optional[tf.Tensor] = None,
         candidate_tower: Optional[Callable] = None,
+        query_ids: Optional[tf.Tensor] = None,
         training: Optional[bool] = None,
     ) -> tf.Tensor:
         """Computes the corrected loss and updates metrics.
@@ -185,7 +193,9 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
           score_mask: Optional `[B, N]` boolean over all columns (given, then each
             source's draws); False entries are excluded.
           candidate_tower: Called on the sampled candidates' features (`[K, ...]`)
-            to embed them; required by sampled sources.
+            to embed them; required by sampled and mined sources.
+          query_ids: Optional `[B]` int or string query ids: anchors of query-side
+            mined negatives and keys of their known positives.
           training: Whether this is a training step; required (pass
             `training=training` from `compute_loss`) when `frequency` learns from
             the stream, since Keras does not forward it from `tfrs.Model.train_step`.
@@ -195,6 +205,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         """
         num_queries, num_given = checks.check_embeddings(query_embeddings, candidate_embeddings)
         sampled = self.sampled_sources
+        per_row = self.per_row_sources
         in_batch = self.in_batch_source
         uses_probabilities = self.correction is not None and (
             sampled or self.frequency is not None or candidate_sampling_probability is not None
@@ -203,11 +214,13 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         if (
             self._remove_accidental_hits
             or sampled
+            or per_row
             or (self.frequency is not None and candidate_sampling_probability is None)
         ):
             ids = self._candidate_ids(candidate_ids, num_given, sampled)
         columns = draw_columns(candidate_embeddings, ids, sampled, candidate_tower)
         scores = checks.scores(query_embeddings, columns.embeddings)
+        raw_positive_scores = tf.linalg.diag_part(scores)
         if self._temperature is not None:
             scores = scores / self._temperature
 
@@ -233,6 +246,22 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         if sampled or in_batch is None or mask_duplicates or _weighted(in_batch):
             column_excluded, column_log_weight = column_exclusions(
                 columns, None if in_batch is None else in_batch.weight, mask_duplicates
+            )
+        if per_row:
+            scores, probabilities, column_excluded, column_log_weight, score_mask = (
+                self._add_row_columns(
+                    per_row,
+                    query_embeddings,
+                    columns.ids[:num_queries],
+                    query_ids,
+                    candidate_tower,
+                    raw_positive_scores,
+                    scores,
+                    probabilities,
+                    column_excluded,
+                    column_log_weight,
+                    score_mask,
+                )
             )
         if sample_weight is not None:
             checks.check_length(tf.reshape(sample_weight, [-1]), num_queries, "sample_weight")
@@ -296,6 +325,44 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
                 update_ops.append(metric.update_state(labels, scores, sample_weight=sample_weight))
         with tf.control_dependencies([op for op in update_ops if op is not None]):
             return tf.identity(loss)
+
+    def _add_row_columns(
+        self,
+        per_row,
+        query_embeddings,
+        positive_ids,
+        query_ids,
+        candidate_tower,
+        raw_positive_scores,
+        scores,
+        probabilities,
+        column_excluded,
+        column_log_weight,
+        score_mask,
+    ):
+        """Appends the mined `[B, M]` columns and extends every column-level input."""
+        query_ids = None if query_ids is None else ops.to_int64_ids(query_ids, "query_ids")
+        raw_rows, row_ids, blocks = draw_row_columns(
+            query_embeddings, per_row, positive_ids, query_ids, candidate_tower
+        )
+        excluded, row_column_excluded, row_log_weight = row_exclusions(
+            blocks, row_ids, positive_ids, query_ids, raw_rows, raw_positive_scores
+        )
+        rows = raw_rows if self._temperature is None else raw_rows / self._temperature
+        n, m = tf.shape(scores)[1], tf.shape(rows)[1]
+        if probabilities is not None:  # no log-Q term for mined negatives: q = 1
+            probabilities = tf.concat([probabilities, tf.ones([m])], 0)
+        if column_excluded is None:
+            column_excluded = tf.zeros([n], tf.bool)
+            column_log_weight = tf.zeros([n])
+        shared_mask = tf.ones(tf.shape(scores), tf.bool) if score_mask is None else score_mask
+        return (
+            tf.concat([scores, rows], 1),
+            probabilities,
+            tf.concat([column_excluded, row_column_excluded], 0),
+            tf.concat([column_log_weight, row_log_weight], 0),
+            tf.concat([shared_mask, tf.logical_not(excluded)], 1),
+        )
 
     def _candidate_ids(
         self, candidate_ids: Optional[tf.Tensor], num_given: tf.Tensor, sampled: list
@@ -406,6 +473,10 @@ def _check_negatives(negatives: list) -> None:
             f"The weights of `negatives` must sum to a positive number, got {weights}: with "
             "every source at weight 0 there is no negative."
         )
+
+
+def _per_row(source: NegativeSource) -> bool:
+    return bool(getattr(source, "per_row", False))
 
 
 def _weighted(in_batch: Optional[NegativeSource]) -> bool:

@@ -1,0 +1,199 @@
+"""Hard-negative miners: search the catalogue around each anchor, keep a rank window.
+
+Hard negatives carry the gradient, but the nearest neighbours of a positive are
+often unlabelled positives (false negatives). Facebook's EBR (Huang et al. 2020,
+KDD) found negatives sampled from ranks 101-500 of the retrieved list best, and hard
+negatives useful only as a supplement to easy ones; hence the rank window
+`[min_rank, max_rank)` (defaults 100 and 500, EBR's; scale them to the catalogue:
+a 2,000-item catalogue has no rank 500). Ranks count only admissible candidates
+(0 = the most similar), after dropping the anchor itself and the anchor's known
+positives.
+"""
+
+from typing import Callable, Optional, Sequence
+
+from tfrs_negatives.mining.search import ExactSearch, ScaNNSearch
+from tfrs_negatives.negatives.catalogue import Catalogue
+from tfrs_negatives.negatives.sources import _as_catalogue
+
+import numpy as np
+import tensorflow as tf
+
+
+class Miner:
+    """Indexes the catalogue through the candidate tower and mines rank windows.
+
+    Args:
+      catalogue: The candidates (a `Catalogue`, ids, a lookup layer or a dataset).
+      search: An `ExactSearch` or `ScaNNSearch`.
+      min_rank: First rank kept (0-based, among admissible candidates).
+      max_rank: One past the last rank kept.
+      batch_size: Catalogue rows embedded, and anchors searched, at a time.
+      progress: Print progress of indexing and mining.
+    """
+
+    def __init__(
+        self,
+        catalogue,
+        search,
+        min_rank: int = 100,
+        max_rank: int = 500,
+        batch_size: int = 8192,
+        progress: bool = False,
+    ) -> None:
+        self.catalogue: Catalogue = _as_catalogue(catalogue)
+        if not 0 <= int(min_rank) < int(max_rank):
+            raise ValueError(
+                f"The rank window needs 0 <= `min_rank` < `max_rank`, got [{min_rank}, {max_rank})."
+            )
+        if max_rank > self.catalogue.size:
+            raise ValueError(
+                f"`max_rank` ({max_rank}) is beyond the catalogue ({self.catalogue.size} items): "
+                "choose a window inside it."
+            )
+        self.min_rank, self.max_rank = int(min_rank), int(max_rank)
+        self.search = search
+        self.batch_size = int(batch_size)
+        self.progress = bool(progress)
+        self.embeddings: Optional[np.ndarray] = None
+
+    @property
+    def window(self) -> int:
+        """Number of ranks in the window."""
+        return self.max_rank - self.min_rank
+
+    def index(self, candidate_tower: Callable) -> np.ndarray:
+        """Embeds the catalogue with `candidate_tower` and (re)builds the search index."""
+        parts = []
+        size = self.catalogue.size
+        for start in range(0, size, self.batch_size):
+            rows = tf.range(start, min(size, start + self.batch_size), dtype=tf.int64)
+            _, features = self.catalogue.gather(rows)
+            parts.append(np.asarray(candidate_tower(features), np.float32))
+            self._report("indexing", min(size, start + self.batch_size), size)
+        embeddings = np.concatenate(parts)
+        if embeddings.ndim != 2 or embeddings.shape[0] != size:
+            raise ValueError(
+                f"`candidate_tower` must return [n, D] embeddings, got shape {embeddings.shape}."
+            )
+        if not np.all(np.isfinite(embeddings)):
+            raise ValueError("`candidate_tower` returned NaN or infinite embeddings.")
+        if isinstance(self.search, ScaNNSearch):
+            self.search.build(embeddings, k=self.max_rank)
+        else:
+            self.search.build(embeddings)
+        self.embeddings = embeddings
+        return embeddings
+
+    def mine(
+        self,
+        anchor_embeddings: np.ndarray,
+        anchor_rows: Optional[np.ndarray] = None,
+        excluded: Optional[Sequence[np.ndarray]] = None,
+    ):
+        """Mines the window of each anchor.
+
+        Args:
+          anchor_embeddings: `[A, D]` anchors (catalogue items for item-side mining,
+            queries for query-side).
+          anchor_rows: Optional `[A]` catalogue row of each anchor (item-side): the
+            anchor itself is dropped.
+          excluded: Optional per-anchor arrays of catalogue rows to drop (known
+            positives).
+
+        Returns:
+          `(neighbours [A, window] int64, counts [A] int32)`: catalogue rows in rank
+          order, padded with -1; `counts` admissible entries per anchor.
+        """
+        if self.embeddings is None:
+            raise RuntimeError("Call index(candidate_tower) before mine().")
+        anchors = np.asarray(anchor_embeddings, np.float32)
+        if anchors.ndim != 2 or anchors.shape[1] != self.embeddings.shape[1]:
+            raise ValueError(
+                f"`anchor_embeddings` must have shape [A, {self.embeddings.shape[1]}] (the "
+                f"index's dimension), got {anchors.shape}."
+            )
+        a = len(anchors)
+        extra = 1 if anchor_rows is not None else 0
+        if excluded is not None:
+            if len(excluded) != a:
+                raise ValueError(
+                    f"`excluded` must hold one array per anchor ({a}), got {len(excluded)}."
+                )
+            extra += max((len(e) for e in excluded), default=0)
+        k = min(self.catalogue.size, self.max_rank + extra)
+        neighbours = np.full([a, self.window], -1, np.int64)
+        counts = np.zeros([a], np.int32)
+        for start in range(0, a, self.batch_size):
+            stop = min(a, start + self.batch_size)
+            found, _ = self.search.search(anchors[start:stop], k)
+            rows = None if anchor_rows is None else np.asarray(anchor_rows[start:stop])
+            ex = None if excluded is None else excluded[start:stop]
+            neighbours[start:stop], counts[start:stop] = self._window(found, rows, ex)
+            self._report("mining", stop, a)
+        return neighbours, counts
+
+    def _window(self, found: np.ndarray, rows, excluded):
+        """Keeps admissible ranks `[min_rank, max_rank)` of each row of `found`."""
+        admissible = found >= 0
+        if rows is not None:
+            admissible &= found != rows[:, None]
+        if excluded is not None:
+            n = self.catalogue.size
+            keys = (
+                np.concatenate([np.asarray(e, np.int64) + i * n for i, e in enumerate(excluded)])
+                if any(len(e) for e in excluded)
+                else np.zeros([0], np.int64)
+            )
+            flat = found + np.arange(len(found))[:, None] * n
+            admissible &= ~np.isin(flat, keys)
+        rank = np.cumsum(admissible, axis=1) - 1
+        keep = admissible & (rank >= self.min_rank) & (rank < self.max_rank)
+        slot = np.where(keep, rank - self.min_rank, self.window)  # window = discard column
+        out = np.full([len(found), self.window + 1], -1, np.int64)
+        np.put_along_axis(out, slot, np.where(keep, found, -1), axis=1)
+        # put_along_axis writes duplicates into the discard column; keep the window.
+        return out[:, : self.window], keep.sum(axis=1).astype(np.int32)
+
+    def _report(self, what: str, done: int, total: int) -> None:
+        if self.progress:
+            end = "\n" if done >= total else "\r"
+            print(f"  {what}: {done}/{total}", end=end, flush=True)
+
+
+class BruteForceMiner(Miner):
+    """Exact miner (the reference): dot products with the whole catalogue, exact top-k."""
+
+    def __init__(
+        self,
+        catalogue,
+        min_rank: int = 100,
+        max_rank: int = 500,
+        batch_size: int = 1024,
+        progress: bool = False,
+    ) -> None:
+        super().__init__(
+            catalogue, ExactSearch(batch_size), min_rank, max_rank, batch_size, progress
+        )
+
+
+class ScaNNMiner(Miner):
+    """Approximate miner on a ScaNN index (tree + anisotropic hashing + exact re-scoring).
+
+    ScaNN is imported when the index is built; without it the error names the
+    install command. `scann_options` go to `ScaNNSearch` (num_leaves,
+    leaves_to_search, reorder, ...).
+    """
+
+    def __init__(
+        self,
+        catalogue,
+        min_rank: int = 100,
+        max_rank: int = 500,
+        batch_size: int = 8192,
+        progress: bool = False,
+        **scann_options,
+    ) -> None:
+        super().__init__(
+            catalogue, ScaNNSearch(**scann_options), min_rank, max_rank, batch_size, progress
+        )

@@ -1,0 +1,141 @@
+"""`Mined`: hard negatives drawn per example from a mined table, inside the training step."""
+
+from typing import Any, Dict, Optional
+
+from tfrs_negatives.mining.table import HardNegativeTable, KnownPositives
+from tfrs_negatives.negatives.catalogue import Catalogue
+from tfrs_negatives.negatives.sources import NegativeSource, _as_catalogue
+
+import tensorflow as tf
+
+SAMPLING = ("random", "top")
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrs_negatives")
+class Mined(NegativeSource):
+    """`count` hard negatives per example, drawn from its anchor's mined window.
+
+    Unlike the shared sources, these are negatives of their own row only: the task
+    adds `[B, count]` logits. They carry no log-Q term: they are not draws from a
+    distribution over the catalogue whose probability would correct a softmax
+    estimate, but deliberately hard extra terms (EBR's use), whose weight the
+    curriculum can ramp. In-graph filters: the row's positive, the query's known
+    positives (`known_positives`), and, with `margin`, candidates scoring above
+    `s_pos - margin * |s_pos|` (NV-Retriever's positive-aware filter, Moreira et al.
+    2024). An anchor with no admissible entry gets uniform catalogue negatives
+    instead; `fallbacks` counts them.
+
+    Args:
+      table: The `HardNegativeTable` a miner fills (see `RefreshHardNegatives`).
+      catalogue: The catalogue the table's rows index.
+      count: Negatives per example.
+      side: `"item"` (anchors are the positives' ids) or `"query"` (query ids).
+      sample: `"random"` (uniform within the window) or `"top"` (the first `count`).
+      known_positives: Optional `KnownPositives` of the training data.
+      margin: Optional positive-aware margin in `[0, 1)`.
+      weight: Initial weight of the source.
+      seed: Seed of the source's random generator.
+    """
+
+    per_row = True
+
+    def __init__(
+        self,
+        table: HardNegativeTable,
+        catalogue: Any,
+        count: int,
+        side: str = "item",
+        sample: str = "random",
+        known_positives: Optional[KnownPositives] = None,
+        margin: Optional[float] = None,
+        weight: float = 1.0,
+        seed: Optional[int] = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(count=count, weight=weight, **kwargs)
+        if not isinstance(table, HardNegativeTable):
+            raise TypeError(f"`table` must be a HardNegativeTable, got {type(table).__name__}.")
+        if side not in ("item", "query"):
+            raise ValueError(f"`side` must be 'item' or 'query', got {side!r}.")
+        if sample not in SAMPLING:
+            raise ValueError(f"`sample` must be one of {SAMPLING}, got {sample!r}.")
+        if count > table.window:
+            raise ValueError(
+                f"`count` ({count}) must not exceed the mined window ({table.window} entries)."
+            )
+        if margin is not None and not 0.0 <= float(margin) < 1.0:
+            raise ValueError(f"`margin` must be in [0, 1) or None, got {margin!r}.")
+        self.table = table
+        self.catalogue: Catalogue = _as_catalogue(catalogue)
+        self.side = side
+        self.sample_mode = sample
+        self.known_positives = known_positives
+        self.margin = None if margin is None else float(margin)
+        self.seed = seed
+        self.generator = (
+            tf.random.Generator.from_non_deterministic_state()
+            if seed is None
+            else tf.random.Generator.from_seed(seed)
+        )
+        self.fallbacks = self.add_weight(
+            name="fallbacks",
+            shape=[],
+            dtype=tf.int64,
+            trainable=False,
+            initializer="zeros",
+            aggregation=tf.VariableAggregation.SUM,
+        )
+
+    def sample_rows(self, anchor_ids: tf.Tensor):
+        """Draws `count` catalogue rows per anchor.
+
+        Args:
+          anchor_ids: `[B]` int64 anchor ids.
+
+        Returns:
+          `(ids [B, count] int64, features [B * count, ...], fallback [B] bool)`.
+        """
+        row, found = self.table.rows(anchor_ids)
+        counts = tf.where(found, tf.gather(self.table.counts, row), 0)
+        b = tf.shape(anchor_ids)[0]
+        if self.sample_mode == "top":
+            slots = tf.broadcast_to(tf.range(self.count)[None, :], [b, self.count])
+            slots = tf.minimum(slots, tf.maximum(counts[:, None] - 1, 0))
+        else:
+            u = self.generator.uniform([b, self.count])
+            slots = tf.cast(tf.floor(u * tf.cast(counts[:, None], tf.float32)), tf.int32)
+            slots = tf.minimum(slots, tf.maximum(counts[:, None] - 1, 0))
+        mined = tf.gather(tf.gather(self.table.neighbours, row), slots, batch_dims=1)
+        fallback = counts <= 0
+        uniform = self.generator.uniform([b, self.count], 0, self.catalogue.size, dtype=tf.int64)
+        rows = tf.where(fallback[:, None], uniform, mined)
+        self.fallbacks.assign_add(tf.reduce_sum(tf.cast(fallback, tf.int64)))
+        ids, features = self.catalogue.gather(tf.reshape(rows, [-1]))
+        return tf.reshape(ids, [b, self.count]), features, fallback
+
+    def draw_probability(self, ids: tf.Tensor) -> tf.Tensor:
+        # Per-row extras are not part of the shared mixture (no log-Q term).
+        return tf.zeros(tf.shape(ids), tf.float32)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            table=tf.keras.layers.serialize(self.table),
+            catalogue=self.catalogue.get_config(),
+            side=self.side,
+            sample=self.sample_mode,
+            known_positives=None
+            if self.known_positives is None
+            else self.known_positives.get_config(),
+            margin=self.margin,
+            seed=self.seed,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "Mined":
+        config = dict(config)
+        config["table"] = tf.keras.layers.deserialize(config["table"])
+        if config.get("known_positives") is not None:
+            config["known_positives"] = KnownPositives(**config["known_positives"])
+        return cls(**config)
