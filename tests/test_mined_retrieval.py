@@ -2,13 +2,13 @@
 
 import warnings
 
-import numpy as np
-import pytest
-import tensorflow as tf
-
 import tfrs_negatives as tfn
 from tfrs_negatives.mining import BruteForceMiner, HardNegativeTable, KnownPositives
 from tfrs_negatives.negatives import InBatch, Mined
+
+import numpy as np
+import pytest
+import tensorflow as tf
 from tests_support import NUM_ITEMS, TwoTower, interactions
 
 DIM = 4

@@ -2,10 +2,6 @@
 
 import sys
 
-import numpy as np
-import pytest
-import tensorflow as tf
-
 import tfrs_negatives as tfn
 from tfrs_negatives.mining import (
     BruteForceMiner,
@@ -14,6 +10,10 @@ from tfrs_negatives.mining import (
     ScaNNMiner,
     ScaNNSearch,
 )
+
+import numpy as np
+import pytest
+import tensorflow as tf
 
 
 def _table(n=300, d=16, seed=0):

@@ -1,5 +1,7 @@
 """Hard-negative mining: exact and ScaNN miners, the in-graph table, known positives."""
 
+from tfrs_negatives.mining.diagnostics import false_negative_rate_by_rank
+from tfrs_negatives.mining.impressions import impression_table
 from tfrs_negatives.mining.miner import BruteForceMiner, Miner, ScaNNMiner
 from tfrs_negatives.mining.search import ExactSearch, ScaNNSearch, import_scann
 from tfrs_negatives.mining.table import HardNegativeTable, KnownPositives, pair_keys
@@ -12,6 +14,8 @@ __all__ = [
     "Miner",
     "ScaNNMiner",
     "ScaNNSearch",
+    "false_negative_rate_by_rank",
+    "impression_table",
     "import_scann",
     "pair_keys",
 ]
