@@ -27,7 +27,7 @@ setup(
     install_requires=STACK,
     extras_require={
         "scann": ["scann[tf]==1.4.2"],
-        "test": ["pytest>=8", "scipy>=1.11", "ruff>=0.6"],
+        "test": ["pytest>=8", "scipy>=1.11", "ruff==0.17.*", "scann[tf]==1.4.2"],
     },
     license="Apache-2.0",
 )
