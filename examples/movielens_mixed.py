@@ -1,0 +1,283 @@
+"""TFRS's MovieLens retrieval model trained with different mixes of negatives, side by side.
+
+The protocol of `examples/movielens_logq.py` (the TFRS tutorial's: ratings of
+`movielens/100k-ratings` as (user_id, movie_title) pairs, 80/20 random split with
+seed 42, `StringLookup` + `Embedding(32)` towers, Adagrad(0.1), batch 8192, 3
+epochs), every run from the same initial weights, with `CorrectedRetrieval` and
+these sources of negatives (sampled sources draw `--num_negatives` titles per
+step, shared by the batch; accidental hits are removed and duplicate candidates
+counted once, the task's defaults with sampled sources):
+
+* `inbatch_logq`: the batch's other positives, log-Q corrected with a
+  `StreamingFrequencyEstimator` (learned while training);
+* `inbatch+uniform`: those plus 1024 titles drawn uniformly from the catalogue,
+  each logit corrected with the probability of the mixture;
+* `inbatch+popularity0.75`: in-batch plus 1024 titles drawn with probability
+  proportional to (training count + 1)^0.75 (the pseudo-count 1 gives titles rated
+  only in the test split a non-zero chance, which `Popularity` requires);
+* `uniform_only`: 1024 uniform titles and no in-batch negatives;
+* `full_softmax`: every title every step (`FullCatalogue`), the exact softmax;
+* `inbatch+uniform_bpr`: `inbatch+uniform` with the BPR loss instead of softmax.
+
+Test recall@10/50/100 over every title, overall and split into head titles (the
+most popular ones holding half the training interactions) and tail titles.
+
+Usage:
+  python examples/movielens_mixed.py                       # tfds (downloads)
+  python examples/movielens_mixed.py --movielens_dir ../shared/data/ml-100k  # offline
+"""
+
+import argparse
+import functools
+import json
+import os
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+import tfrs_negatives as tfn  # first: selects Keras 2 for TFRS
+from tfrs_negatives.data import load_movielens
+from tfrs_negatives.evaluation import head_items, recall_at_k
+
+import numpy as np
+import tensorflow as tf
+
+# The protocol's data split and towers come from the log-Q example next to this file.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from movielens_logq import MovielensModel, split_ratings  # noqa: E402
+
+STRATEGIES = (
+    "inbatch_logq",
+    "inbatch+uniform",
+    "inbatch+popularity0.75",
+    "uniform_only",
+    "full_softmax",
+    "inbatch+uniform_bpr",
+)
+
+
+class MixedNegativesModel(MovielensModel):
+    """The tutorial's two towers; the task also gets the item tower to embed sampled titles."""
+
+    def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        titles = features["movie_title"]
+        return self.task(
+            self.query_tower(features["user_id"]),
+            self.item_tower(titles),
+            candidate_ids=titles,
+            candidate_tower=self.item_tower,
+            training=training,
+            compute_metrics=False,
+        )
+
+
+def make_task(
+    strategy: str,
+    titles: np.ndarray,
+    train_counts: np.ndarray,
+    num_negatives: int = 1024,
+    seed: int = 0,
+    jit_compile: bool = True,
+) -> tfn.CorrectedRetrieval:
+    """The retrieval task of a strategy name.
+
+    Args:
+      strategy: One of `STRATEGIES`.
+      titles: `[N]` the catalogue (every title).
+      train_counts: `[N]` training ratings of each title, aligned with `titles`.
+      num_negatives: Draws per step of each sampled source.
+      seed: Seed of the sampled sources' generators.
+      jit_compile: The task's `jit_compile` (loss fused with XLA).
+    """
+    negatives = tfn.negatives
+    task = functools.partial(tfn.CorrectedRetrieval, jit_compile=jit_compile)
+    if strategy == "inbatch_logq":
+        return task(
+            frequency=tfn.StreamingFrequencyEstimator(),
+            negatives=[negatives.InBatch()],
+            remove_accidental_hits=True,
+        )
+    if strategy in ("inbatch+uniform", "inbatch+uniform_bpr"):
+        return task(
+            frequency=tfn.StreamingFrequencyEstimator(),
+            negatives=[
+                negatives.InBatch(),
+                negatives.Uniform(titles, count=num_negatives, seed=seed),
+            ],
+            sampled_loss="bpr" if strategy.endswith("_bpr") else "softmax",
+        )
+    if strategy == "inbatch+popularity0.75":
+        return task(
+            frequency=tfn.StreamingFrequencyEstimator(),
+            negatives=[
+                negatives.InBatch(),
+                negatives.Popularity(
+                    titles,
+                    count=num_negatives,
+                    power=0.75,
+                    # + 1: titles rated only in the test split must stay drawable.
+                    counts=np.asarray(train_counts, np.float64) + 1.0,
+                    seed=seed,
+                ),
+            ],
+        )
+    if strategy == "uniform_only":
+        return task(negatives=[negatives.Uniform(titles, count=num_negatives, seed=seed)])
+    if strategy == "full_softmax":
+        return task(negatives=[negatives.FullCatalogue(titles)])
+    raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+
+
+def build(model: MovielensModel, users: np.ndarray, titles: np.ndarray) -> None:
+    """Creates the towers' weights (eagerly, before training)."""
+    model.query_tower(tf.constant(users[:1]))
+    model.item_tower(tf.constant(titles[:1]))
+
+
+def tower_weights(model: MovielensModel) -> List[np.ndarray]:
+    return model.query_tower.get_weights() + model.item_tower.get_weights()
+
+
+def set_tower_weights(model: MovielensModel, weights: List[np.ndarray]) -> None:
+    n = len(model.query_tower.get_weights())
+    model.query_tower.set_weights(weights[:n])
+    model.item_tower.set_weights(weights[n:])
+
+
+def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
+    """Trains every strategy and returns `{strategy: {metric: value}}`."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--movielens_dir",
+        default=None,
+        help="unzipped ml-100k folder; default: download through tfds",
+    )
+    parser.add_argument("--config", default="100k-ratings")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--num_negatives", type=int, default=1024)
+    parser.add_argument("--epochs", type=int, default=3, help="0: evaluate untrained")
+    parser.add_argument("--batch_size", type=int, default=8192)
+    parser.add_argument("--learning_rate", type=float, default=0.1)
+    parser.add_argument("--embedding_dim", type=int, default=32)
+    parser.add_argument("--ks", default="10,50,100")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--output_json", default=None)
+    parser.add_argument(
+        "--jit_compile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fuse each task's loss with XLA (the library's default; --no-jit_compile runs "
+        "the same ops unfused)",
+    )
+    args = parser.parse_args(argv)
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    unknown = sorted(set(strategies) - set(STRATEGIES))
+    if unknown:
+        parser.error(f"--strategies: unknown {unknown}; choose from {list(STRATEGIES)}")
+    if args.epochs < 0:
+        parser.error(f"--epochs must be >= 0, got {args.epochs}")
+    if args.num_negatives < 1:
+        parser.error(f"--num_negatives must be >= 1, got {args.num_negatives}")
+    ks = [int(k) for k in args.ks.split(",")]
+
+    dataset, source = load_movielens(args.config, args.movielens_dir)
+    (train_users, train_titles), (test_users, test_titles) = split_ratings(dataset, args.seed)
+    if len(test_users) == 0:
+        raise ValueError("the test split is empty: the dataset has too few ratings")
+    users = np.unique(np.concatenate([train_users, test_users]))
+    titles = np.unique(np.concatenate([train_titles, test_titles]))
+    if max(ks) > len(titles):
+        parser.error(f"--ks: k={max(ks)} exceeds the catalogue of {len(titles)} titles")
+    title_index = {t: i for i, t in enumerate(titles)}
+    train_idx = np.array([title_index[t] for t in train_titles])
+    test_idx = np.array([title_index[t] for t in test_titles])
+    train_counts = np.bincount(train_idx, minlength=len(titles))
+    head = head_items(train_idx, len(titles))
+    print(
+        f"data: {source}; {len(train_users)} train / {len(test_users)} test ratings, "
+        f"{len(users)} users, {len(titles)} titles ({int((train_counts == 0).sum())} unrated "
+        f"in training), {head.sum()} head titles; {args.num_negatives} sampled negatives"
+    )
+
+    train = (
+        tf.data.Dataset.from_tensor_slices({"user_id": train_users, "movie_title": train_titles})
+        .shuffle(len(train_users), seed=args.seed)
+        .batch(args.batch_size)
+        .cache()
+    )
+    results: Dict[str, Dict[str, float]] = {}
+    initial: Optional[List[np.ndarray]] = None
+    for strategy in strategies:
+        tf.keras.utils.set_random_seed(args.seed)
+        task = make_task(
+            strategy, titles, train_counts, args.num_negatives, jit_compile=args.jit_compile
+        )
+        model = MixedNegativesModel(users, titles, task, args.embedding_dim)
+        build(model, users, titles)
+        if initial is None:
+            initial = tower_weights(model)
+        else:  # every mix starts from the first one's weights
+            set_tower_weights(model, initial)
+        model.compile(optimizer=tf.keras.optimizers.Adagrad(args.learning_rate))
+        start = time.perf_counter()
+        losses = []
+        if args.epochs > 0:  # 0: evaluates the shared initial weights
+            losses = model.fit(train, epochs=args.epochs, verbose=0).history.get("loss", [])
+        seconds = time.perf_counter() - start
+        queries = model.query_tower(tf.constant(test_users)).numpy()
+        items = model.item_tower(tf.constant(titles)).numpy()
+        results[strategy] = {
+            **recall_at_k(queries, items, test_idx, ks, head),
+            "final_loss": float(losses[-1]) if losses else float("nan"),
+            "train_seconds": seconds,
+        }
+    print_table(results, ks)
+    if args.output_json:
+        with open(args.output_json, "w", encoding="utf-8") as f:
+            # A group with no test interaction (or no training epoch) gives NaN: written as null.
+            clean = {
+                name: {k: None if np.isnan(v) else v for k, v in row.items()}
+                for name, row in results.items()
+            }
+            json.dump(
+                {
+                    "source": source,
+                    "num_negatives": args.num_negatives,
+                    "num_titles": len(titles),
+                    "num_head_titles": int(head.sum()),
+                    "results": clean,
+                },
+                f,
+                indent=2,
+                allow_nan=False,
+            )
+    return results
+
+
+def print_table(results: Dict[str, Dict[str, float]], ks: List[int]) -> None:
+    """Prints recall overall / head / tail per strategy."""
+    cols = [f"{p}recall@{k}" for p in ("", "head_", "tail_") for k in ks]
+    width = max([len("strategy")] + [len(name) for name in results]) + 2
+    print(
+        f"{'strategy':{width}s}"
+        + "".join(f"{c:>17s}" for c in cols)
+        + f"{'final loss':>12s}{'train s':>9s}"
+    )
+    for name, row in results.items():
+        print(
+            f"{name:{width}s}"
+            + "".join(f"{row[c]:17.3f}" for c in cols)
+            + f"{row['final_loss']:12.4g}{row['train_seconds']:9.1f}"
+        )
+
+
+def main() -> None:
+    try:
+        run()
+    except (RuntimeError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
