@@ -164,3 +164,12 @@ def test_known_positives():
     np.testing.assert_array_equal(
         again.contains(q[:, None], tf.constant([[5]], tf.int64)).numpy(), [[True], [True], [False]]
     )
+
+
+def test_progress_bar_reports_indexing_and_mining(capsys):
+    table = _table(n=100, d=4)
+    miner = BruteForceMiner(np.arange(100), min_rank=0, max_rank=5, batch_size=40, progress=True)
+    miner.index(_tower(table))
+    miner.mine(table[:50], anchor_rows=np.arange(50))
+    out = capsys.readouterr().out
+    assert "indexing" in out and "100/100" in out and "mining" in out and "50/50" in out

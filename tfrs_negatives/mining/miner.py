@@ -29,7 +29,7 @@ class Miner:
       min_rank: First rank kept (0-based, among admissible candidates).
       max_rank: One past the last rank kept.
       batch_size: Catalogue rows embedded, and anchors searched, at a time.
-      progress: Print progress of indexing and mining.
+      progress: Show a progress bar while indexing and mining.
     """
 
     def __init__(
@@ -156,9 +156,17 @@ class Miner:
         return out[:, : self.window], keep.sum(axis=1).astype(np.int32)
 
     def _report(self, what: str, done: int, total: int) -> None:
-        if self.progress:
-            end = "\n" if done >= total else "\r"
-            print(f"  {what}: {done}/{total}", end=end, flush=True)
+        """Advances a Keras progress bar (one per pass) when `progress` is on."""
+        if not self.progress:
+            return
+        bar = getattr(self, "_bar", None)
+        if bar is None or bar.target != total or getattr(self, "_bar_name", "") != what:
+            print(what)
+            bar = self._bar = tf.keras.utils.Progbar(total, unit_name=what)
+            self._bar_name = what
+        bar.update(done)
+        if done >= total:
+            self._bar = None
 
 
 class BruteForceMiner(Miner):
