@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
+from tests_support import TwoTower, interactions
 
 
 def _embeddings(seed, b=16, n=None, d=8):
@@ -172,58 +173,34 @@ def test_get_config_round_trip():
     )
 
 
-class _TwoTower(tfrs.Model):
-    def __init__(self, task, num_users=30, num_items=40):
-        super().__init__()
-        self.query_tower = tf.keras.layers.Embedding(num_users, 8)
-        self.item_tower = tf.keras.layers.Embedding(num_items, 8)
-        self.task = task
-
-    def compute_loss(self, features, training=False):
-        return self.task(
-            self.query_tower(features["user"]),
-            self.item_tower(features["item"]),
-            candidate_ids=features["item"],
-            training=training,
-        )
-
-
-def _interactions(seed=0, n=256):
-    rng = np.random.default_rng(seed)
-    items = np.minimum(rng.zipf(1.5, n) - 1, 39)
-    return tf.data.Dataset.from_tensor_slices(
-        {"user": rng.integers(0, 30, n).astype(np.int64), "item": items.astype(np.int64)}
-    ).batch(64)
-
-
 def _make_model(seed=0):
     tf.keras.utils.set_random_seed(seed)
     task = tfn.CorrectedRetrieval(
         frequency=tfn.StreamingFrequencyEstimator(num_buckets=256), remove_accidental_hits=True
     )
-    model = _TwoTower(task)
+    model = TwoTower(task)
     model.compile(optimizer=tf.keras.optimizers.Adagrad(0.1))
     return model
 
 
 def test_trains_in_tfrs_model_and_weights_reload(tmp_path):
     model = _make_model()
-    history = model.fit(_interactions(), epochs=3, verbose=0)
+    history = model.fit(interactions(), epochs=3, verbose=0)
     losses = history.history["loss"]
     assert losses[-1] < losses[0]
     est = model.task.frequency
     assert int(est.examples_seen.numpy()) == 3 * 256
     before_eval = est.examples_seen.numpy()
-    model.evaluate(_interactions(), verbose=0)
+    model.evaluate(interactions(), verbose=0)
     assert est.examples_seen.numpy() == before_eval  # evaluation does not count
 
     model.save_weights(str(tmp_path / "weights"))
     fresh = _make_model(seed=1)
-    fresh.fit(_interactions(seed=2).take(1), epochs=1, verbose=0)  # build variables
+    fresh.fit(interactions(seed=2).take(1), epochs=1, verbose=0)  # build variables
     fresh.load_weights(str(tmp_path / "weights"))
     for a, b in zip(model.weights, fresh.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
-    batch = next(iter(_interactions(seed=3)))
+    batch = next(iter(interactions(seed=3)))
     np.testing.assert_allclose(
         model.compute_loss(batch, training=False).numpy(),
         fresh.compute_loss(batch, training=False).numpy(),
@@ -234,14 +211,14 @@ def test_trains_in_tfrs_model_and_weights_reload(tmp_path):
 def test_factorized_metrics_as_in_tfrs():
     items = tf.data.Dataset.from_tensor_slices(np.arange(40, dtype=np.int64)).batch(8)
     tf.keras.utils.set_random_seed(0)
-    model = _TwoTower(None)
+    model = TwoTower(None)
     model.task = tfn.CorrectedRetrieval(
         metrics=tfrs.metrics.FactorizedTopK(
             candidates=items.map(lambda i: (i, model.item_tower(i))), ks=(1, 5, 10)
         )
     )
     model.compile(optimizer=tf.keras.optimizers.Adagrad(0.1))
-    data = _interactions()
+    data = interactions()
     result = model.evaluate(data, return_dict=True, verbose=0)
     # Reference: exact top-k by id over the 40 items, in NumPy.
     hits, total = np.zeros(3), 0
@@ -278,7 +255,7 @@ def test_mixed_float16_policy_trains():
     tf.keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         model = _make_model()
-        history = model.fit(_interactions(), epochs=2, verbose=0)
+        history = model.fit(interactions(), epochs=2, verbose=0)
         assert all(np.isfinite(history.history["loss"]))
     finally:
         tf.keras.mixed_precision.set_global_policy("float32")
