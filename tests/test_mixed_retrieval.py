@@ -29,8 +29,9 @@ def _setup(seed=0):
     return rng, table, p_batch, frequency
 
 
-def _reference(queries, table, pos, draws, p_batch, mode, in_batch=True, weights=None,
-               correction="logq"):
+def _reference(
+    queries, table, pos, draws, p_batch, mode, in_batch=True, weights=None, correction="logq"
+):
     """Sum over rows of the corrected softmax loss, in float64."""
     b, k = len(pos), len(draws)
     ids = np.concatenate([pos, draws])
@@ -99,13 +100,20 @@ def test_positive_uncorrected_variant_with_mixture(mode):
     draws = np.array([3, 9, 11])
     queries = rng.normal(size=(len(pos), DIM)).astype(np.float32)
     task = tfn.CorrectedRetrieval(
-        frequency=frequency, negatives=[InBatch(), FixedDraws(np.arange(N_ITEMS), draws)],
-        duplicates=mode, correction="positive_uncorrected",
+        frequency=frequency,
+        negatives=[InBatch(), FixedDraws(np.arange(N_ITEMS), draws)],
+        duplicates=mode,
+        correction="positive_uncorrected",
     )
-    loss = task(tf.constant(queries), tf.constant(table[pos]), candidate_ids=tf.constant(pos),
-                candidate_tower=lambda ids: tf.gather(table, ids))
-    expected = _reference(queries, table, pos, draws, p_batch, mode,
-                          correction="positive_uncorrected")
+    loss = task(
+        tf.constant(queries),
+        tf.constant(table[pos]),
+        candidate_ids=tf.constant(pos),
+        candidate_tower=lambda ids: tf.gather(table, ids),
+    )
+    expected = _reference(
+        queries, table, pos, draws, p_batch, mode, correction="positive_uncorrected"
+    )
     np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-5)
 
 
