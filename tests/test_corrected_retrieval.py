@@ -259,3 +259,39 @@ def test_mixed_float16_policy_trains():
         assert all(np.isfinite(history.history["loss"]))
     finally:
         tf.keras.mixed_precision.set_global_policy("float32")
+
+
+class _RecordingMetric(tfrs.metrics.Factorized):
+    """Sums the query ids and counts the true ids it is given."""
+
+    def __init__(self):
+        super().__init__(name="recording")
+        self.query_sum = self.add_weight(name="q", initializer="zeros", dtype=tf.int64)
+        self.ids_seen = self.add_weight(name="n", initializer="zeros", dtype=tf.int64)
+
+    def update_state(
+        self,
+        query_embeddings,
+        true_candidate_embeddings,
+        true_candidate_ids=None,
+        sample_weight=None,
+        query_ids=None,
+    ):
+        self.ids_seen.assign_add(tf.size(true_candidate_ids, out_type=tf.int64))
+        return self.query_sum.assign_add(tf.reduce_sum(tf.cast(query_ids, tf.int64)))
+
+    def result(self):
+        return self.query_sum
+
+
+def test_metrics_get_the_positives_ids_and_query_ids():
+    q, c, _ = _embeddings(10, b=4, n=6)  # two extra candidate rows
+    ids = tf.constant([1, 2, 3, 4, 5, 6])
+    items = tf.data.Dataset.from_tensor_slices((tf.range(1, 7), c)).batch(3)
+    recording = _RecordingMetric()
+    top_k = tfrs.metrics.FactorizedTopK(candidates=items, ks=(1,))
+    task = tfn.CorrectedRetrieval(metrics=[recording, top_k])
+    task(q, c, candidate_ids=ids, query_ids=tf.constant([10, 20, 30, 40]))
+    assert int(recording.query_sum.numpy()) == 100
+    assert int(recording.ids_seen.numpy()) == 4  # only the 4 positives' ids
+    assert 0.0 <= float(top_k.result()[0]) <= 1.0

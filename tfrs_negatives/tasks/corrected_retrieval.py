@@ -1,5 +1,6 @@
 """`CorrectedRetrieval`: TFRS retrieval with log-Q correction, mixed negatives and losses."""
 
+import inspect
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from tfrs_negatives import ops
@@ -311,13 +312,21 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
 
         update_ops = [metric.update_state(loss) for metric in self._loss_metrics]
         if compute_metrics and query_embeddings.shape.rank == 2:
+            # Unlike TFRS, only the positives' ids go to the metrics (extra candidate
+            # rows would break FactorizedTopK), and metrics that take `query_ids`
+            # (e.g. PopularityStratifiedRecall with exclude_seen) receive them.
+            true_ids = None if candidate_ids is None else candidate_ids[:num_queries]
             for metric in self._factorized_metrics:
+                extra = {}
+                if query_ids is not None and _accepts(metric.update_state, "query_ids"):
+                    extra["query_ids"] = query_ids
                 update_ops.append(
                     metric.update_state(
                         query_embeddings,
                         candidate_embeddings[:num_queries],
-                        true_candidate_ids=candidate_ids,
+                        true_candidate_ids=true_ids,
                         sample_weight=sample_weight,
+                        **extra,
                     )
                 )
         if compute_batch_metrics:
@@ -473,6 +482,10 @@ def _check_negatives(negatives: list) -> None:
             f"The weights of `negatives` must sum to a positive number, got {weights}: with "
             "every source at weight 0 there is no negative."
         )
+
+
+def _accepts(function: Callable, argument: str) -> bool:
+    return argument in inspect.signature(function).parameters
 
 
 def _per_row(source: NegativeSource) -> bool:
