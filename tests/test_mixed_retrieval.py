@@ -212,3 +212,25 @@ def test_get_config_round_trip_with_sources():
     clone = tfn.CorrectedRetrieval.from_config(config)
     assert clone.get_config() == config
     assert clone.num_items == 3 and clone.duplicates == "mask" and clone._remove_accidental_hits
+
+
+def test_bpr_loss_is_the_same_with_batch_metrics_on():
+    # Batch metrics need the logits; the loss must still see the masks (BPR averages
+    # over valid negatives only).
+    rng, table, _, frequency = _setup(4)
+    pos = np.array([0, 3, 3, 5])
+    queries = tf.constant(rng.normal(size=(4, DIM)).astype(np.float32))
+    kwargs = dict(
+        frequency=frequency,
+        negatives=[InBatch(), FixedDraws(np.arange(N_ITEMS), [3, 9])],
+        sampled_loss="bpr",
+    )
+    plain = tfn.CorrectedRetrieval(**kwargs)
+    metered = tfn.CorrectedRetrieval(
+        batch_metrics=[tf.keras.metrics.AUC(from_logits=True)], **kwargs
+    )
+    args = (queries, tf.constant(table[pos]))
+    call = dict(candidate_ids=tf.constant(pos), candidate_tower=lambda ids: tf.gather(table, ids))
+    np.testing.assert_allclose(
+        metered(*args, **call).numpy(), plain(*args, **call).numpy(), rtol=1e-6
+    )

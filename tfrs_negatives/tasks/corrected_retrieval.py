@@ -277,28 +277,15 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             column_log_weight=column_log_weight,
             score_mask=score_mask,
         )
-        labels = None
-        if (
-            self._custom_loss
-            or self._num_hard_negatives is not None
-            or (compute_batch_metrics and self._batch_metrics)
-        ):
-            scores = ops.corrected_logits(scores, **correction)
-            labels = tf.eye(num_queries, tf.shape(scores)[1])
+        labels = logits = None
+        if self._custom_loss or self._num_hard_negatives is not None:
+            logits = ops.corrected_logits(scores, **correction)
+            labels = tf.eye(num_queries, tf.shape(logits)[1])
             if self._num_hard_negatives is not None:
-                scores, labels = tfrs.layers.loss.HardNegativeMining(self._num_hard_negatives)(
-                    scores, labels
+                logits, labels = tfrs.layers.loss.HardNegativeMining(self._num_hard_negatives)(
+                    logits, labels
                 )
-            if self._custom_loss or self._num_hard_negatives is not None:
-                loss = self._loss(y_true=labels, y_pred=scores, sample_weight=sample_weight)
-            else:
-                loss = ops.retrieval_loss(
-                    scores,
-                    sample_weight,
-                    self.sampled_loss,
-                    self.num_items,
-                    self.gbce_calibration,
-                )
+            loss = self._loss(y_true=labels, y_pred=logits, sample_weight=sample_weight)
         else:
             loss_fn = ops.fused_retrieval_loss if self.jit_compile else ops.retrieval_loss
             loss = loss_fn(
@@ -309,6 +296,9 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
                 self.gbce_calibration,
                 **correction,
             )
+            if compute_batch_metrics and self._batch_metrics:
+                logits = ops.corrected_logits(scores, **correction)
+                labels = tf.eye(num_queries, tf.shape(logits)[1])
 
         update_ops = [metric.update_state(loss) for metric in self._loss_metrics]
         if compute_metrics and query_embeddings.shape.rank == 2:
@@ -331,7 +321,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
                 )
         if compute_batch_metrics:
             for metric in self._batch_metrics:
-                update_ops.append(metric.update_state(labels, scores, sample_weight=sample_weight))
+                update_ops.append(metric.update_state(labels, logits, sample_weight=sample_weight))
         with tf.control_dependencies([op for op in update_ops if op is not None]):
             return tf.identity(loss)
 
