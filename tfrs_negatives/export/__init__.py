@@ -1,0 +1,29 @@
+"""Export a trained two-tower model for serving: query tower + exact or ScaNN top-k index.
+
+`save_retrieval` writes a SavedModel whose `serving_default` signature maps raw query
+features to the top-k candidate ids and scores; `load_retrieval` loads one, registering
+ScaNN's ops first when the model needs them.
+"""
+
+from tfrs_negatives.export.loading import load_retrieval, needs_scann
+from tfrs_negatives.export.retrieval import (
+    EMPTY_INT_ID,
+    EMPTY_SCORE,
+    EMPTY_STRING_ID,
+    EXCLUDE_INPUT,
+    QUERY_INPUT,
+    SCANN_OPTIONS,
+    save_retrieval,
+)
+
+__all__ = [
+    "EMPTY_INT_ID",
+    "EMPTY_SCORE",
+    "EMPTY_STRING_ID",
+    "EXCLUDE_INPUT",
+    "QUERY_INPUT",
+    "SCANN_OPTIONS",
+    "load_retrieval",
+    "needs_scann",
+    "save_retrieval",
+]
