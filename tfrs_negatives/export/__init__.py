@@ -12,9 +12,9 @@ from tfrs_negatives.export.retrieval import (
     EMPTY_STRING_ID,
     EXCLUDE_INPUT,
     QUERY_INPUT,
-    SCANN_OPTIONS,
     save_retrieval,
 )
+from tfrs_negatives.export.scann_index import SCANN_OPTIONS
 
 __all__ = [
     "EMPTY_INT_ID",

@@ -6,14 +6,12 @@ takes the query tower's raw features and returns the ids and scores of the best 
 candidates.
 """
 
-import json
-import math
 import os
-import shutil
-import tempfile
 from typing import Any, Dict, Optional, Tuple
 
-from tfrs_negatives.export.loading import METADATA_FILE, import_scann_ops
+from tfrs_negatives.export.atomic_write import write_atomically
+from tfrs_negatives.export.loading import import_scann_ops
+from tfrs_negatives.export.scann_index import ScaNNIndex, scann_defaults
 from tfrs_negatives.negatives.catalogue import Catalogue
 from tfrs_negatives.ops.ids import fingerprint64
 
@@ -26,16 +24,6 @@ EXCLUDE_INPUT = "exclude"
 EMPTY_SCORE = float(np.finfo(np.float32).min)
 EMPTY_STRING_ID = ""
 EMPTY_INT_ID = -1
-SCANN_OPTIONS = (
-    "num_leaves",
-    "num_leaves_to_search",
-    "num_reordering_candidates",
-    "dimensions_per_block",
-    "anisotropic_quantization_threshold",
-    "training_iterations",
-    "training_sample_size",
-    "training_threads",
-)
 
 
 def save_retrieval(
@@ -132,8 +120,8 @@ def save_retrieval(
         raise ValueError(f"`k` ({k}) must not exceed the number of candidates ({n}).")
     if index == "scann":
         import_scann_ops()
-        options = _scann_defaults(scann_options or {}, n, k)
-        layer = _ScaNNIndex(k=k, **options)
+        options = scann_defaults(scann_options or {}, n, k)
+        layer = ScaNNIndex(k=k, **options)
     else:
         options = {}
         layer = tfrs.layers.factorized_top_k.BruteForce(k=k)
@@ -166,7 +154,7 @@ def save_retrieval(
     save_options = tf.saved_model.SaveOptions(
         namespace_whitelist=["Scann"] if index == "scann" else None
     )
-    _write_atomically(
+    write_atomically(
         path,
         overwrite,
         lambda tmp: tf.saved_model.save(
@@ -249,90 +237,6 @@ def _keys(ids: tf.Tensor) -> tf.Tensor:
     if ids.dtype == tf.string:
         return tf.reshape(fingerprint64(tf.reshape(ids, [-1])), tf.shape(ids))
     return tf.cast(ids, tf.int64)
-
-
-class _ScaNNIndex(tfrs.layers.factorized_top_k.ScaNN):
-    """TFRS's ScaNN layer with the knobs it does not expose, and the re-scoring depth
-    raised to the number of candidates asked for (exclusion over-fetches)."""
-
-    def __init__(self, k, **options):
-        self._options = dict(options)
-        super().__init__(
-            k=k,
-            num_leaves=max(options["num_leaves"], 1),
-            num_leaves_to_search=max(options["num_leaves_to_search"], 1),
-            training_iterations=options["training_iterations"],
-            dimensions_per_block=options["dimensions_per_block"],
-            num_reordering_candidates=options["num_reordering_candidates"],
-        )
-        self._build_searcher = self._builder
-
-    def _builder(self, candidates: tf.Tensor):
-        scann_ops = import_scann_ops()
-        o = self._options
-        n = int(candidates.shape[0])
-        builder = scann_ops.builder(candidates, self._k, "dot_product")
-        builder = builder.set_n_training_threads(o["training_threads"])
-        if o["num_leaves"] >= 2:
-            builder = builder.tree(
-                num_leaves=o["num_leaves"],
-                num_leaves_to_search=o["num_leaves_to_search"],
-                training_sample_size=min(o["training_sample_size"], n),
-                training_iterations=o["training_iterations"],
-            )
-        if n >= 256:
-            builder = builder.score_ah(
-                o["dimensions_per_block"],
-                anisotropic_quantization_threshold=o["anisotropic_quantization_threshold"],
-                training_sample_size=min(o["training_sample_size"], n),
-            )
-            builder = builder.reorder(o["num_reordering_candidates"])
-        else:
-            builder = builder.score_brute_force()
-        return builder.build(shared_name=f"{self.name}/{id(self)}")
-
-    def call(self, queries: tf.Tensor, k: Optional[Any] = None) -> Tuple[tf.Tensor, tf.Tensor]:
-        k = self._k if k is None else k
-        scann_ops = import_scann_ops()
-        searcher = scann_ops.searcher_from_module(self._serialized_searcher)
-        result = searcher.search_batched_parallel(
-            queries,
-            final_num_neighbors=k,
-            pre_reorder_num_neighbors=tf.maximum(self._options["num_reordering_candidates"], k),
-        )
-        return result.distances, result.indices
-
-
-def _scann_defaults(given: Dict[str, Any], n: int, k: int) -> Dict[str, Any]:
-    unknown = sorted(set(given) - set(SCANN_OPTIONS))
-    if unknown:
-        raise ValueError(
-            f"`scann_options` has unknown keys {unknown}; known: {list(SCANN_OPTIONS)}."
-        )
-    leaves = given.get("num_leaves")
-    leaves = int(round(math.sqrt(n)) if n >= 2000 else 0) if leaves is None else int(leaves)
-    leaves = min(leaves, n)
-    options = {
-        "num_leaves": leaves,
-        "num_leaves_to_search": max(math.ceil(leaves / 10), min(leaves, 10)),
-        "num_reordering_candidates": max(100, 2 * k),
-        "dimensions_per_block": 2,
-        "anisotropic_quantization_threshold": 0.2,
-        "training_iterations": 12,
-        "training_sample_size": 100_000,
-        "training_threads": 0,
-    }
-    options.update({key: value for key, value in given.items() if value is not None})
-    options["num_leaves"] = leaves
-    options["num_leaves_to_search"] = min(int(options["num_leaves_to_search"]), leaves)
-    options["num_reordering_candidates"] = min(int(options["num_reordering_candidates"]), n)
-    if leaves < 0:
-        raise ValueError(f"`scann_options['num_leaves']` must be >= 0, got {leaves}.")
-    keys = ("num_leaves_to_search",) if leaves >= 2 else ()
-    for key in (*keys, "num_reordering_candidates"):
-        if options[key] < 1:
-            raise ValueError(f"`scann_options[{key!r}]` must be >= 1, got {options[key]}.")
-    return options
 
 
 def _check_built(tower: Any, name: str) -> None:
@@ -475,38 +379,3 @@ def _embed(tower: Any, features: Any, batch_size: int) -> np.ndarray:
 
     batches = tf.data.Dataset.from_tensor_slices(features).batch(int(batch_size))
     return np.concatenate([embed(batch).numpy() for batch in batches])
-
-
-def _write_atomically(path: str, overwrite: bool, save, metadata: Dict[str, Any]) -> None:
-    """Saves into a temporary directory beside `path`, then renames it to `path`."""
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.partial-", dir=parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide the model from a server user
-    old = None
-    try:
-        save(tmp)
-        os.makedirs(os.path.join(tmp, os.path.dirname(METADATA_FILE)), exist_ok=True)
-        with open(os.path.join(tmp, METADATA_FILE), "w", encoding="utf-8") as f:
-            json.dump(metadata, f, indent=1)
-        if os.path.lexists(path):
-            if not overwrite:
-                raise FileExistsError(
-                    f"`path` {path!r} appeared while exporting; pass overwrite=True to replace it."
-                )
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-", dir=parent)
-            os.rename(path, os.path.join(old, "model"))
-        try:
-            os.rename(tmp, path)
-        except OSError:
-            if old is not None:  # put the previous model back
-                os.rename(os.path.join(old, "model"), path)
-            raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
