@@ -47,6 +47,7 @@ def test_step_schedule_sets_variables_each_step_without_retracing():
     assert counts == [0, 4, 8, 12, 16, 16, 16, 16, 16, 16, 16, 16]
     np.testing.assert_allclose([w for _, w in record.seen][:9], 1.0 - 0.5 * np.arange(9) / 8)
     assert float(in_batch.weight.numpy()) == 0.0
+    assert len(curriculum.history) == 9  # steps 0-8 change something; 9-11 repeat step 8
     # No retracing: as many traces as a model trained without a curriculum.
     baseline = TwoTower(
         tfn.CorrectedRetrieval(

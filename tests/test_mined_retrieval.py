@@ -155,3 +155,39 @@ def test_mined_get_config_round_trip():
     config = mined.get_config()
     clone = Mined.from_config(config)
     assert clone.get_config() == config
+
+
+@pytest.mark.parametrize("mode", ["keep", "mask"])
+def test_mined_terms_are_on_the_scale_of_the_corrected_shared_terms(mode):
+    # keep: shared logits s - log p (shares of B draws) and mined s - log(1 / B);
+    # mask: shared s - log(1 - (1 - p)^B) and mined s - log 1. Either way a mined
+    # negative counts as one certain term.
+    rng = np.random.default_rng(1)
+    n_items, b = 10, 4
+    emb = rng.normal(size=(n_items, DIM)).astype(np.float32)
+    p = rng.uniform(0.05, 0.3, n_items).astype(np.float32)
+    pos = np.array([0, 1, 2, 3])
+    queries = rng.normal(size=(b, DIM)).astype(np.float32)
+    table = HardNegativeTable(np.arange(n_items), 2)
+    table.assign(np.tile([[7, 8]], (n_items, 1)), np.full(n_items, 2))
+    task = tfn.CorrectedRetrieval(
+        frequency=tfn.StaticProbabilities(np.arange(n_items), p),
+        negatives=[InBatch(), Mined(table, np.arange(n_items), 2, sample="top")],
+        duplicates=mode,
+    )
+    loss = task(
+        tf.constant(queries),
+        tf.constant(emb[pos]),
+        candidate_ids=tf.constant(pos),
+        candidate_tower=lambda ids: tf.gather(emb, ids),
+    ).numpy()
+    s = queries.astype(np.float64) @ emb.T.astype(np.float64)
+    q = p[pos].astype(np.float64) if mode == "keep" else 1 - (1 - p[pos]) ** b
+    unit = 1.0 / b if mode == "keep" else 1.0
+    rows = []
+    for i in range(b):
+        terms = [s[i, pos[i]] - np.log(q[i])]
+        terms += [s[i, pos[j]] - np.log(q[j]) for j in range(b) if j != i]
+        terms += [s[i, item] - np.log(unit) for item in (7, 8)]
+        rows.append(np.array(terms))
+    np.testing.assert_allclose(loss, _softplus_free_loss(rows), rtol=1e-5)

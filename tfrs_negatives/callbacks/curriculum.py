@@ -79,7 +79,8 @@ class NegativeCurriculum(tf.keras.callbacks.Callback):
             if weight is not None:
                 source.weight.assign(weight)
                 record[f"{source.name}/weight"] = weight
-        if not self.history or self.history[-1] != record:
+        # Record changes only (the time alone does not make a new entry).
+        if not self.history or {**self.history[-1], "time": t} != record:
             self.history.append(record)
 
     def on_train_batch_begin(self, batch: int, logs: Optional[dict] = None) -> None:

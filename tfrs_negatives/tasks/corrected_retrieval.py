@@ -262,6 +262,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
                     column_excluded,
                     column_log_weight,
                     score_mask,
+                    num_given,
                 )
             )
         if sample_weight is not None:
@@ -338,6 +339,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         column_excluded,
         column_log_weight,
         score_mask,
+        num_given,
     ):
         """Appends the mined `[B, M]` columns and extends every column-level input."""
         query_ids = None if query_ids is None else ops.to_int64_ids(query_ids, "query_ids")
@@ -349,8 +351,12 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         )
         rows = raw_rows if self._temperature is None else raw_rows / self._temperature
         n, m = tf.shape(scores)[1], tf.shape(rows)[1]
-        if probabilities is not None:  # no log-Q term for mined negatives: q = 1
-            probabilities = tf.concat([probabilities, tf.ones([m])], 0)
+        if probabilities is not None:
+            # No log-Q term for mined negatives: each counts as one certain term, on the
+            # scale of the shared columns' correction ("mask": inclusion probability 1;
+            # "keep": expected share 1 / draws, since shares sum to 1 over the draws).
+            unit = 1.0 if self.duplicates == "mask" else 1.0 / self._draws(num_given)
+            probabilities = tf.concat([probabilities, tf.fill([m], unit)], 0)
         if column_excluded is None:
             column_excluded = tf.zeros([n], tf.bool)
             column_log_weight = tf.zeros([n])
@@ -362,6 +368,15 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             tf.concat([column_log_weight, row_log_weight], 0),
             tf.concat([shared_mask, tf.logical_not(excluded)], 1),
         )
+
+    def _draws(self, num_given: tf.Tensor) -> tf.Tensor:
+        """Shared draws of a step: the given candidates (if in-batch) and each source's."""
+        draws = tf.zeros([], tf.float32)
+        if self.in_batch_source is not None:
+            draws += tf.cast(num_given, tf.float32)
+        for source in self.sampled_sources:
+            draws += tf.cast(source.active_count, tf.float32)
+        return tf.maximum(draws, 1.0)
 
     def _candidate_ids(
         self, candidate_ids: Optional[tf.Tensor], num_given: tf.Tensor, sampled: list
