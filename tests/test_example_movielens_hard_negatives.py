@@ -1,0 +1,269 @@
+"""The MovieLens hard-negatives example end to end on tfds mock data (no download)."""
+
+import importlib.util
+import json
+import math
+import pathlib
+
+import tfrs_negatives as tfn
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from test_example_movielens_logq import _mock_ratings_with_repeats
+
+EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "movielens_hard_negatives.py"
+MINED = ("mixed+hard_window", "mixed+hard_query", "logq+hard_window", "hardest_only")
+# Tiny windows and counts that fit the mock catalogue (a few dozen titles).
+TINY = [
+    "--batch_size",
+    "64",
+    "--num_negatives",
+    "16",
+    "--hard_count",
+    "2",
+    "--hard_window",
+    "2,8",
+    "--hardest_window",
+    "0,3",
+]
+
+
+def _load_example():
+    spec = importlib.util.spec_from_file_location("movielens_hard_negatives", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def example():
+    return _load_example()
+
+
+@pytest.fixture(scope="module")
+def mock_dataset():
+    return _mock_ratings_with_repeats()
+
+
+@pytest.fixture(scope="module")
+def num_titles(mock_dataset):
+    return len({x["movie_title"] for x in mock_dataset.as_numpy_iterator()})
+
+
+def _run(example, dataset, flags):
+    with tfds.testing.mock_data(as_dataset_fn=lambda *args, **kwargs: dataset):
+        return example.run(flags)
+
+
+def test_every_strategy_end_to_end_on_mock_tfds(example, mock_dataset, num_titles, tmp_path):
+    out = tmp_path / "results.json"
+    ks = [1, 5, num_titles]
+    epochs = 3
+    results = _run(
+        example,
+        mock_dataset,
+        TINY
+        + [
+            "--epochs",
+            str(epochs),
+            "--hard_warmup_epochs",
+            "1",
+            "--hard_ramp_epochs",
+            "0.6",
+            "--ks",
+            ",".join(map(str, ks)),
+            "--output_json",
+            str(out),
+        ],
+    )
+    saved = json.loads(out.read_text())
+    assert saved["source"] == "tfds:movielens/100k-ratings"
+    assert saved["miner"] == "brute"
+    assert saved["num_titles"] == num_titles
+    assert saved["num_users"] == 25
+    assert saved["steps_per_epoch"] == 5  # ceil(320 / 64)
+    # Warm-up of one epoch (5 steps) at 0, then up to 2 over 0.6 epochs (3 steps).
+    assert saved["count_schedule"] == [[0, 0], [5, 0], [8, 2]]
+    assert list(saved["results"]) == list(example.STRATEGIES)
+    assert list(results) == list(example.STRATEGIES)
+    for name, row in saved["results"].items():
+        assert row["n"] == 80  # 20% of 400
+        assert math.isfinite(row["final_loss"]), name
+        for prefix in ("", "head_", "tail_"):
+            values = [row[f"{prefix}recall@{k}"] for k in ks]
+            assert 0.0 <= values[0] <= values[1] <= values[2] <= 1.0, (name, prefix)
+            assert values[2] == 1.0, (name, prefix)  # every title ranks within the catalogue
+        n_head = row["n_head"]
+        assert 0 < n_head < 80
+        for k in ks:
+            mixed = (
+                n_head * row[f"head_recall@{k}"] + (80 - n_head) * row[f"tail_recall@{k}"]
+            ) / 80
+            assert row[f"recall@{k}"] == pytest.approx(mixed, abs=1e-9), (name, k)
+        # JSON holds what run() returned (NaN written as null).
+        for key, value in results[name].items():
+            if math.isnan(value):
+                assert row[key] is None, (name, key)
+            else:
+                assert row[key] == pytest.approx(value), (name, key)
+
+    assert set(saved["mining"]) == set(MINED)
+    for name in MINED:
+        row, info = saved["results"][name], saved["mining"][name]
+        # Refreshed at the start of training and of every later epoch, never failing.
+        assert row["refreshes"] == epochs
+        assert row["refresh_failures"] == 0
+        assert len(info["refresh_timings"]) == epochs
+        assert all(t > 0 for t in info["refresh_timings"])
+        assert row["refresh_seconds"] == pytest.approx(sum(info["refresh_timings"]))
+        assert row["mined_count_final"] == 2  # the curriculum reached the full count
+        # Every anchor has admissible entries here, so no example fell back to uniform.
+        assert info["empty_anchors"] == [0] * epochs
+        assert row["fallbacks"] == 0
+        assert 0.0 <= row["false_negative_rate"] <= 1.0
+        assert info["mined_for_false_negative_rate"] > 0
+    assert saved["mining"]["mixed+hard_query"]["side"] == "query"
+    assert saved["mining"]["mixed+hard_window"]["window"] == [2, 8]
+    assert saved["mining"]["hardest_only"]["side"] == "item"
+    assert saved["mining"]["hardest_only"]["window"] == [0, 3]
+    for name in ("logq", "mixed"):
+        row = saved["results"][name]
+        assert row["refreshes"] == 0
+        assert row["fallbacks"] is None and row["false_negative_rate"] is None
+    # The mined terms are in the loss: with the same start and the same uniform draws,
+    # adding them changes it.
+    assert results["mixed+hard_window"]["final_loss"] != results["mixed"]["final_loss"]
+
+
+def test_mined_source_at_count_zero_changes_nothing(example, mock_dataset):
+    # A warm-up longer than training keeps the mined count at 0: the run is `mixed`'s.
+    results = _run(
+        example,
+        mock_dataset,
+        TINY
+        + [
+            "--epochs",
+            "1",
+            "--hard_warmup_epochs",
+            "2",
+            "--strategies",
+            "mixed,mixed+hard_window",
+            "--ks",
+            "1,5,10",
+        ],
+    )
+    plain, hard = results["mixed"], results["mixed+hard_window"]
+    assert hard["mined_count_final"] == 0
+    assert hard["refreshes"] == 1
+    for key, value in plain.items():
+        if key in ("train_seconds", "refresh_seconds") or math.isnan(value):
+            continue
+        if key != "refreshes":
+            assert hard[key] == pytest.approx(value, rel=1e-5), key
+
+
+def test_scann_miner_refreshes_the_table(example, mock_dataset):
+    pytest.importorskip("scann")
+    results = _run(
+        example,
+        mock_dataset,
+        TINY
+        + [
+            "--epochs",
+            "2",
+            "--miner",
+            "scann",
+            "--hard_warmup_epochs",
+            "0",
+            "--strategies",
+            "mixed+hard_query",
+            "--ks",
+            "1,5,10",
+        ],
+    )
+    row = results["mixed+hard_query"]
+    assert row["refreshes"] == 2 and row["refresh_failures"] == 0
+    assert row["mined_count_final"] == 2
+    assert 0.0 <= row["recall@1"] <= row["recall@5"] <= row["recall@10"] <= 1.0
+
+
+def test_tasks_use_the_named_sources(example):
+    users = np.array([b"u0", b"u1", b"u2"])
+    titles = np.array([b"a", b"b", b"c", b"d", b"e", b"f"])
+    train_users = np.array([b"u0", b"u0", b"u1", b"u2"])
+    train_titles = np.array([b"a", b"c", b"b", b"f"])
+    known = tfn.mining.KnownPositives(train_users, train_titles)
+
+    def make(strategy):
+        return example.make_task(
+            strategy,
+            users,
+            titles,
+            known,
+            train_users,
+            train_titles,
+            num_negatives=4,
+            hard_count=2,
+            hard_window=(1, 4),
+            hardest_window=(0, 2),
+        )
+
+    kinds = {}
+    for strategy in example.STRATEGIES:
+        task, mining = make(strategy)
+        kinds[strategy] = [type(s).__name__ for s in task.negatives]
+        assert isinstance(task.frequency, tfn.StreamingFrequencyEstimator)
+        assert task._remove_accidental_hits
+        if mining is None:
+            continue
+        # Mined columns have q = 1: only inclusion probabilities ("mask") match that scale.
+        assert task.duplicates == "mask"
+        assert mining.source.count == 2
+        assert mining.source.known_positives is known
+        assert mining.table.window == mining.miner.window
+    assert kinds["logq"] == ["InBatch"]
+    assert kinds["mixed"] == ["InBatch", "Uniform"]
+    assert kinds["mixed+hard_window"] == ["InBatch", "Uniform", "Mined"]
+    assert kinds["mixed+hard_query"] == ["InBatch", "Uniform", "Mined"]
+    assert kinds["logq+hard_window"] == ["InBatch", "Mined"]
+    assert kinds["hardest_only"] == ["InBatch", "Mined"]
+
+    _, item_side = make("mixed+hard_window")
+    assert item_side.source.side == "item"
+    assert (item_side.miner.min_rank, item_side.miner.max_rank) == (1, 4)
+    assert item_side.table.anchors.size == len(titles) and item_side.excluded is None
+    _, query_side = make("mixed+hard_query")
+    assert query_side.source.side == "query"
+    assert query_side.table.anchors.size == len(users)
+    # Each user's training titles, as catalogue rows, are dropped from its ranking.
+    assert [e.tolist() for e in query_side.excluded] == [[0, 2], [1], [5]]
+    _, hardest = make("hardest_only")
+    assert (hardest.miner.min_rank, hardest.miner.max_rank) == (0, 2)
+
+
+def test_count_schedule(example):
+    assert example.count_schedule(8, 10, 1, 1) == [(0, 0), (10, 0), (20, 8)]
+    assert example.count_schedule(8, 10, 0, 1) == [(0, 0), (10, 8)]
+    assert example.count_schedule(8, 10, 1, 0) == [(0, 0), (9, 0), (10, 8)]
+    assert example.count_schedule(8, 10, 0, 0) == [(0, 8)]
+    curriculum = tfn.callbacks.NegativeCurriculum(
+        {tfn.negatives.Uniform(np.arange(5), 8): {"count": example.count_schedule(8, 10, 1, 1)}}
+    )
+    counts = [curriculum.values_at(t)[0][1] for t in (0, 9, 10, 15, 20, 30)]
+    assert counts == [0, 0, 0, 4, 8, 8]
+
+
+def test_bad_flags_exit_with_message(example, capsys):
+    with pytest.raises(SystemExit):
+        example.run(["--strategies", "mixed,magic"])
+    assert "unknown ['magic']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        example.run(["--hard_count", "20", "--hard_window", "2,8"])
+    assert "--hard_count 20 exceeds the --hard_window of 6 ranks" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        example.run(["--hard_window", "8,2"])
+    assert "--hard_window needs 0 <= lo < hi" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        example.run(["--miner", "faiss"])
+    assert "invalid choice: 'faiss'" in capsys.readouterr().err
