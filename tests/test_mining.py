@@ -173,3 +173,21 @@ def test_progress_bar_reports_indexing_and_mining(capsys):
     miner.mine(table[:50], anchor_rows=np.arange(50))
     out = capsys.readouterr().out
     assert "indexing" in out and "100/100" in out and "mining" in out and "50/50" in out
+
+
+@pytest.mark.parametrize("width", [3, 100])  # both paths: per-column compare, sorted keys
+def test_excluded_rows_of_any_width_match_reference(width):
+    table = _table(seed=3)
+    rng = np.random.default_rng(3)
+    queries = rng.normal(size=(5, 16)).astype(np.float32)
+    top = np.argsort(-(queries @ table.T), axis=1)
+    excluded = [
+        np.concatenate([top[a, : width // 2], rng.choice(300, width - width // 2)])
+        for a in range(5)
+    ]
+    excluded[1] = np.zeros([0], np.int64)  # an anchor with nothing to exclude
+    miner = BruteForceMiner(np.arange(len(table)), min_rank=0, max_rank=10)
+    miner.index(_tower(table))
+    neighbours, _ = miner.mine(queries, excluded=excluded)
+    expected = _reference_window(table, queries, 0, 10, excluded=excluded)
+    assert [n.tolist() for n in neighbours] == expected

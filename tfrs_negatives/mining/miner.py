@@ -114,46 +114,43 @@ class Miner:
                 f"index's dimension), got {anchors.shape}."
             )
         a = len(anchors)
-        extra = 1 if anchor_rows is not None else 0
-        if excluded is not None:
-            if len(excluded) != a:
-                raise ValueError(
-                    f"`excluded` must hold one array per anchor ({a}), got {len(excluded)}."
-                )
-            extra += max((len(e) for e in excluded), default=0)
-        k = min(self.catalogue.size, self.max_rank + extra)
+        if excluded is not None and len(excluded) != a:
+            raise ValueError(
+                f"`excluded` must hold one array per anchor ({a}), got {len(excluded)}."
+            )
         neighbours = np.full([a, self.window], -1, np.int64)
         counts = np.zeros([a], np.int32)
         for start in range(0, a, self.batch_size):
             stop = min(a, start + self.batch_size)
-            found, _ = self.search.search(anchors[start:stop], k)
             rows = None if anchor_rows is None else np.asarray(anchor_rows[start:stop])
             ex = None if excluded is None else excluded[start:stop]
+            # Enough neighbours that the window survives the drops (per batch, so one
+            # anchor with many known positives does not widen every search).
+            extra = (rows is not None) + max((len(e) for e in ex or ()), default=0)
+            k = min(self.catalogue.size, self.max_rank + extra)
+            found, _ = self.search.search(anchors[start:stop], k)
             neighbours[start:stop], counts[start:stop] = self._window(found, rows, ex)
             self._report("mining", stop, a)
         return neighbours, counts
 
     def _window(self, found: np.ndarray, rows, excluded):
         """Keeps admissible ranks `[min_rank, max_rank)` of each row of `found`."""
-        admissible = found >= 0
+        n = self.catalogue.size
+        ids = found.astype(np.int32) if n < 2**31 else found
+        admissible = ids >= 0
         if rows is not None:
-            admissible &= found != rows[:, None]
+            admissible &= ids != np.asarray(rows).astype(ids.dtype)[:, None]
         if excluded is not None:
-            n = self.catalogue.size
-            keys = (
-                np.concatenate([np.asarray(e, np.int64) + i * n for i, e in enumerate(excluded)])
-                if any(len(e) for e in excluded)
-                else np.zeros([0], np.int64)
-            )
-            flat = found + np.arange(len(found))[:, None] * n
-            admissible &= ~np.isin(flat, keys)
-        rank = np.cumsum(admissible, axis=1) - 1
-        keep = admissible & (rank >= self.min_rank) & (rank < self.max_rank)
-        slot = np.where(keep, rank - self.min_rank, self.window)  # window = discard column
-        out = np.full([len(found), self.window + 1], -1, np.int64)
-        np.put_along_axis(out, slot, np.where(keep, found, -1), axis=1)
-        # put_along_axis writes duplicates into the discard column; keep the window.
-        return out[:, : self.window], keep.sum(axis=1).astype(np.int32)
+            admissible &= ~_excluded_mask(ids, excluded, n)
+        rank = np.cumsum(admissible, axis=1, dtype=np.int32)  # 1-based rank
+        keep = admissible & (rank > self.min_rank) & (rank <= self.max_rank)
+        counts = keep.sum(axis=1, dtype=np.int32)
+        if (counts == self.window).all():  # the usual case: every window is full
+            return found[keep].reshape(len(found), self.window), counts
+        out = np.full([len(found), self.window], -1, np.int64)
+        r, c = np.nonzero(keep)
+        out[r, rank[r, c] - self.min_rank - 1] = found[r, c]
+        return out, counts
 
     def _report(self, what: str, done: int, total: int) -> None:
         """Advances a Keras progress bar (one per pass) when `progress` is on."""
@@ -167,6 +164,26 @@ class Miner:
         bar.update(done)
         if done >= total:
             self._bar = None
+
+
+def _excluded_mask(ids: np.ndarray, excluded, n: int, max_broadcast: int = 64) -> np.ndarray:
+    """`[A, k]` True where `ids[a, j]` is in `excluded[a]` (catalogue rows)."""
+    lengths = np.fromiter(map(len, excluded), np.int64, len(excluded))
+    width = int(lengths.max(initial=0))
+    if width == 0:
+        return np.zeros(ids.shape, bool)
+    if width <= max_broadcast:  # few per anchor: one comparison per column
+        pad = np.full([len(ids), width], -2, ids.dtype)
+        pad[np.arange(width) < lengths[:, None]] = np.concatenate(excluded)
+        hit = ids == pad[:, :1]
+        for j in range(1, width):
+            hit |= ids == pad[:, j : j + 1]
+        return hit
+    keys = np.concatenate(excluded).astype(np.int64)  # many: sorted (anchor, row) keys
+    keys += np.repeat(np.arange(len(ids), dtype=np.int64) * n, lengths)
+    keys.sort()
+    flat = ids.astype(np.int64) + np.arange(len(ids), dtype=np.int64)[:, None] * n
+    return keys[np.minimum(np.searchsorted(keys, flat), len(keys) - 1)] == flat
 
 
 class BruteForceMiner(Miner):

@@ -68,9 +68,12 @@ class ScaNNSearch:
 
     Args:
       num_leaves: Partitions; default `~sqrt(N)` (at least 1; no tree below 2,000 items).
-      leaves_to_search: Partitions searched per query; default a tenth of them (>= 1).
+      leaves_to_search: Partitions searched per query; default a tenth of them, and
+        at least enough to scan about `40 k` points (measured: a tenth alone recalls
+        0.92 of the exact window at 10^5 items, k = 500).
       reorder: Candidates re-scored exactly; default `max(2k, 100)` at search time.
-      dimensions_per_block: Asymmetric-hashing block size.
+      dimensions_per_block: Asymmetric-hashing block size (1: finer quantization;
+        window recall 0.96 vs 0.90 with 2 at 10^6 items, k = 500, for ~30% speed).
       anisotropic_quantization_threshold: As in ScaNN.
       training_sample_size: Points used to train the tree and the quantizer.
       threads: Threads for building and batched search (0: ScaNN's default).
@@ -81,7 +84,7 @@ class ScaNNSearch:
         num_leaves: Optional[int] = None,
         leaves_to_search: Optional[int] = None,
         reorder: Optional[int] = None,
-        dimensions_per_block: int = 2,
+        dimensions_per_block: int = 1,
         anisotropic_quantization_threshold: float = 0.2,
         training_sample_size: int = 100_000,
         threads: int = 0,
@@ -112,7 +115,7 @@ class ScaNNSearch:
             builder = builder.set_n_training_threads(self.threads)
         if n >= 2000:
             leaves = self.num_leaves or max(1, int(round(np.sqrt(n))))
-            search = self.leaves_to_search or max(1, leaves // 10)
+            search = self.leaves_to_search or max(1, leaves // 10, -(-40 * k * leaves // n))
             builder = builder.tree(
                 num_leaves=leaves,
                 num_leaves_to_search=min(search, leaves),
