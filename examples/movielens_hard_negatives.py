@@ -72,7 +72,6 @@ Usage:
 """
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -95,7 +94,13 @@ import tensorflow as tf
 
 # The protocol's data split and towers come from the log-Q example next to this file.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from movielens_logq import MovielensModel, split_ratings  # noqa: E402
+from movielens_logq import (  # noqa: E402
+    MovielensModel,
+    main,
+    print_table,
+    split_ratings,
+    write_json,
+)
 
 STRATEGIES = (
     "logq",
@@ -415,50 +420,25 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
     print_table(results, ks)
     print_mining(results, details)
     if args.output_json:
-        with open(args.output_json, "w", encoding="utf-8") as f:
-            # NaN (a group with no test interaction, no mined source) is written as null.
-            clean = {
-                name: {k: None if np.isnan(v) else v for k, v in row.items()}
-                for name, row in results.items()
-            }
-            json.dump(
-                {
-                    "source": source,
-                    "miner": args.miner,
-                    "batch_size": args.batch_size,
-                    "epochs": args.epochs,
-                    "steps_per_epoch": steps_per_epoch,
-                    "num_negatives": args.num_negatives,
-                    "hard_count": args.hard_count,
-                    "count_schedule": schedule,
-                    "num_users": len(users),
-                    "num_titles": len(titles),
-                    "num_head_titles": int(head.sum()),
-                    "results": clean,
-                    "mining": details,
-                },
-                f,
-                indent=2,
-                allow_nan=False,
-            )
-    return results
-
-
-def print_table(results: Dict[str, Dict[str, float]], ks: List[int]) -> None:
-    """Prints recall overall / head / tail per strategy."""
-    cols = [f"{p}recall@{k}" for p in ("", "head_", "tail_") for k in ks]
-    width = max([len("strategy")] + [len(name) for name in results]) + 2
-    print(
-        f"{'strategy':{width}s}"
-        + "".join(f"{c:>17s}" for c in cols)
-        + f"{'final loss':>12s}{'train s':>9s}"
-    )
-    for name, row in results.items():
-        print(
-            f"{name:{width}s}"
-            + "".join(f"{row[c]:17.3f}" for c in cols)
-            + f"{row['final_loss']:12.4g}{row['train_seconds']:9.1f}"
+        write_json(
+            args.output_json,
+            {
+                "source": source,
+                "miner": args.miner,
+                "batch_size": args.batch_size,
+                "epochs": args.epochs,
+                "steps_per_epoch": steps_per_epoch,
+                "num_negatives": args.num_negatives,
+                "hard_count": args.hard_count,
+                "count_schedule": schedule,
+                "num_users": len(users),
+                "num_titles": len(titles),
+                "num_head_titles": int(head.sum()),
+                "mining": details,
+            },
+            results,
         )
+    return results
 
 
 def print_mining(results: Dict[str, Dict[str, float]], details: Dict[str, Dict[str, Any]]) -> None:
@@ -481,13 +461,5 @@ def print_mining(results: Dict[str, Dict[str, float]], details: Dict[str, Dict[s
         )
 
 
-def main() -> None:
-    try:
-        run()
-    except (RuntimeError, FileNotFoundError, ValueError, ImportError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-
-
 if __name__ == "__main__":
-    main()
+    main(run)

@@ -176,32 +176,50 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
         }
     print_table(results, ks)
     if args.output_json:
-        with open(args.output_json, "w", encoding="utf-8") as f:
-            # A group with no test interaction has recall NaN: written as null.
-            clean = {
-                name: {k: None if np.isnan(v) else v for k, v in row.items()}
-                for name, row in results.items()
-            }
-            json.dump({"source": source, "results": clean}, f, indent=2, allow_nan=False)
+        write_json(args.output_json, {"source": source}, results)
     return results
 
 
 def print_table(results: Dict[str, Dict[str, float]], ks: List[int]) -> None:
-    """Prints recall overall / head / tail per strategy."""
+    """Prints recall overall / head / tail per strategy (and loss, time when present)."""
     cols = [f"{p}recall@{k}" for p in ("", "head_", "tail_") for k in ks]
-    print(f"{'strategy':16s}" + "".join(f"{c:>17s}" for c in cols) + f"{'train s':>9s}")
+    extras = [
+        (key, label, spec)
+        for key, label, spec in (
+            ("final_loss", "final loss", "12.4g"),
+            ("train_seconds", "train s", "9.1f"),
+        )
+        if all(key in row for row in results.values())
+    ]
+    width = max([len("strategy")] + [len(name) for name in results]) + 2
+    print(
+        f"{'strategy':{width}s}"
+        + "".join(f"{c:>17s}" for c in cols)
+        + "".join(f"{label:>{spec.split('.')[0]}s}" for _, label, spec in extras)
+    )
     for name, row in results.items():
         print(
-            f"{name:16s}"
+            f"{name:{width}s}"
             + "".join(f"{row[c]:17.3f}" for c in cols)
-            + f"{row['train_seconds']:9.1f}"
+            + "".join(f"{row[key]:{spec}}" for key, _, spec in extras)
         )
 
 
-def main() -> None:
+def write_json(path: str, header: Dict[str, object], results: Dict[str, Dict[str, float]]) -> None:
+    """Writes `header` plus the results; NaN (a group with no test interaction) as null."""
+    clean = {
+        name: {k: None if isinstance(v, float) and np.isnan(v) else v for k, v in row.items()}
+        for name, row in results.items()
+    }
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({**header, "results": clean}, f, indent=2, allow_nan=False)
+
+
+def main(run_fn=None) -> None:
+    """Runs `run_fn` (default: this example), turning user errors into a message and exit 2."""
     try:
-        run()
-    except (RuntimeError, FileNotFoundError, ValueError) as err:
+        (run_fn or run)()
+    except (RuntimeError, FileNotFoundError, ValueError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
 

@@ -29,7 +29,6 @@ Usage:
 
 import argparse
 import functools
-import json
 import os
 import sys
 import time
@@ -44,7 +43,13 @@ import tensorflow as tf
 
 # The protocol's data split and towers come from the log-Q example next to this file.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from movielens_logq import MovielensModel, split_ratings  # noqa: E402
+from movielens_logq import (  # noqa: E402
+    MovielensModel,
+    main,
+    print_table,
+    split_ratings,
+    write_json,
+)
 
 STRATEGIES = (
     "inbatch_logq",
@@ -233,51 +238,18 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
         }
     print_table(results, ks)
     if args.output_json:
-        with open(args.output_json, "w", encoding="utf-8") as f:
-            # A group with no test interaction (or no training epoch) gives NaN: written as null.
-            clean = {
-                name: {k: None if np.isnan(v) else v for k, v in row.items()}
-                for name, row in results.items()
-            }
-            json.dump(
-                {
-                    "source": source,
-                    "num_negatives": args.num_negatives,
-                    "num_titles": len(titles),
-                    "num_head_titles": int(head.sum()),
-                    "results": clean,
-                },
-                f,
-                indent=2,
-                allow_nan=False,
-            )
+        write_json(
+            args.output_json,
+            {
+                "source": source,
+                "num_negatives": args.num_negatives,
+                "num_titles": len(titles),
+                "num_head_titles": int(head.sum()),
+            },
+            results,
+        )
     return results
 
 
-def print_table(results: Dict[str, Dict[str, float]], ks: List[int]) -> None:
-    """Prints recall overall / head / tail per strategy."""
-    cols = [f"{p}recall@{k}" for p in ("", "head_", "tail_") for k in ks]
-    width = max([len("strategy")] + [len(name) for name in results]) + 2
-    print(
-        f"{'strategy':{width}s}"
-        + "".join(f"{c:>17s}" for c in cols)
-        + f"{'final loss':>12s}{'train s':>9s}"
-    )
-    for name, row in results.items():
-        print(
-            f"{name:{width}s}"
-            + "".join(f"{row[c]:17.3f}" for c in cols)
-            + f"{row['final_loss']:12.4g}{row['train_seconds']:9.1f}"
-        )
-
-
-def main() -> None:
-    try:
-        run()
-    except (RuntimeError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-
-
 if __name__ == "__main__":
-    main()
+    main(run)
