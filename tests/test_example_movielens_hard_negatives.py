@@ -1,6 +1,5 @@
 """The MovieLens hard-negatives example end to end on tfds mock data (no download)."""
 
-import importlib.util
 import json
 import math
 import pathlib
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from test_example_movielens_logq import _mock_ratings_with_repeats
+from tests_support import load_script
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "movielens_hard_negatives.py"
 MINED = ("mixed+hard_window", "mixed+hard_query", "logq+hard_window", "hardest_only")
@@ -30,10 +30,7 @@ TINY = [
 
 
 def _load_example():
-    spec = importlib.util.spec_from_file_location("movielens_hard_negatives", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(EXAMPLE, "movielens_hard_negatives")
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """The MovieLens log-Q example end to end on tfds mock data (no download)."""
 
-import importlib.util
 import json
 import pathlib
 
@@ -8,15 +7,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from tests_support import load_script
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "movielens_logq.py"
 
 
 def _load_example():
-    spec = importlib.util.spec_from_file_location("movielens_logq", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(EXAMPLE, "movielens_logq")
 
 
 @pytest.fixture(scope="module")

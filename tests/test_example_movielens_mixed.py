@@ -1,6 +1,5 @@
 """The MovieLens mixed-negatives example end to end on tfds mock data (no download)."""
 
-import importlib.util
 import json
 import math
 import pathlib
@@ -11,15 +10,13 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from test_example_movielens_logq import _mock_ratings_with_repeats
+from tests_support import load_script
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "movielens_mixed.py"
 
 
 def _load_example():
-    spec = importlib.util.spec_from_file_location("movielens_mixed", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(EXAMPLE, "movielens_mixed")
 
 
 @pytest.fixture(scope="module")

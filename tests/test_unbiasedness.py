@@ -1,20 +1,17 @@
 """Statistical checks: corrected mixed negatives estimate the full-softmax gradient and
 recover known item scores; uncorrected in-batch negatives do not."""
 
-import importlib.util
 import pathlib
 
 import pytest
+from tests_support import load_script
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "mixed_unbiasedness.py"
 
 
 @pytest.fixture(scope="module")
 def experiment():
-    spec = importlib.util.spec_from_file_location("mixed_unbiasedness", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "mixed_unbiasedness")
 
 
 @pytest.fixture(scope="module")

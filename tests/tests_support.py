@@ -33,3 +33,13 @@ def interactions(seed=0, n=256, batch=64):
     return tf.data.Dataset.from_tensor_slices(
         {"user": rng.integers(0, NUM_USERS, n), "item": items.astype(np.int64)}
     ).batch(batch)
+
+
+def load_script(path, name):
+    """Imports a script (an example or a benchmark) as a module, by path."""
+    import importlib.util  # noqa: PLC0415
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
