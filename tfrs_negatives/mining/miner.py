@@ -14,7 +14,7 @@ from typing import Callable, Optional, Sequence
 
 from tfrs_negatives.mining.search import ExactSearch, ScaNNSearch
 from tfrs_negatives.negatives.catalogue import Catalogue
-from tfrs_negatives.negatives.sources import _as_catalogue
+from tfrs_negatives.negatives.sources import as_catalogue
 
 import numpy as np
 import tensorflow as tf
@@ -41,7 +41,7 @@ class Miner:
         batch_size: int = 8192,
         progress: bool = False,
     ) -> None:
-        self.catalogue: Catalogue = _as_catalogue(catalogue)
+        self.catalogue: Catalogue = as_catalogue(catalogue)
         if not 0 <= int(min_rank) < int(max_rank):
             raise ValueError(
                 f"The rank window needs 0 <= `min_rank` < `max_rank`, got [{min_rank}, {max_rank})."

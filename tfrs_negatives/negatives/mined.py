@@ -4,7 +4,7 @@ from typing import Any, Dict, Optional
 
 from tfrs_negatives.mining.table import HardNegativeTable, KnownPositives
 from tfrs_negatives.negatives.catalogue import Catalogue
-from tfrs_negatives.negatives.sources import NegativeSource, _as_catalogue
+from tfrs_negatives.negatives.sources import NegativeSource, as_catalogue
 
 import tensorflow as tf
 
@@ -66,7 +66,7 @@ class Mined(NegativeSource):
         if margin is not None and not 0.0 <= float(margin) < 1.0:
             raise ValueError(f"`margin` must be in [0, 1) or None, got {margin!r}.")
         self.table = table
-        self.catalogue: Catalogue = _as_catalogue(catalogue)
+        self.catalogue: Catalogue = as_catalogue(catalogue)
         self.side = side
         self.sample_mode = sample
         self.known_positives = known_positives

@@ -118,7 +118,7 @@ class _CatalogueSource(NegativeSource):
         **kwargs: Any,
     ) -> None:
         super().__init__(count=count, weight=weight, **kwargs)
-        self.catalogue = _as_catalogue(catalogue)
+        self.catalogue = as_catalogue(catalogue)
         self.seed = seed
         self.generator = (
             tf.random.Generator.from_non_deterministic_state()
@@ -328,7 +328,7 @@ class FullCatalogue(Uniform):
     """
 
     def __init__(self, catalogue: Any, weight: float = 1.0, **kwargs: Any) -> None:
-        catalogue = _as_catalogue(catalogue)
+        catalogue = as_catalogue(catalogue)
         for key in ("count", "replace", "seed"):
             kwargs.pop(key, None)
         super().__init__(catalogue, catalogue.size, replace=False, weight=weight, seed=0, **kwargs)
@@ -343,7 +343,7 @@ class FullCatalogue(Uniform):
         return config
 
 
-def _as_catalogue(catalogue: Any) -> Catalogue:
+def as_catalogue(catalogue: Any) -> Catalogue:
     """A `Catalogue` from a catalogue, ids, a lookup layer or a dataset."""
     if isinstance(catalogue, Catalogue):
         return catalogue
