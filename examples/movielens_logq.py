@@ -75,6 +75,22 @@ class MovielensModel(tfrs.Model):
         return self.task(queries, items, compute_metrics=False)
 
 
+def build(model: MovielensModel, users: np.ndarray, titles: np.ndarray) -> None:
+    """Creates the towers' weights (eagerly, before training), e.g. to copy them."""
+    model.query_tower(tf.constant(users[:1]))
+    model.item_tower(tf.constant(titles[:1]))
+
+
+def tower_weights(model: MovielensModel) -> List[np.ndarray]:
+    return model.query_tower.get_weights() + model.item_tower.get_weights()
+
+
+def set_tower_weights(model: MovielensModel, weights: List[np.ndarray]) -> None:
+    n = len(model.query_tower.get_weights())
+    model.query_tower.set_weights(weights[:n])
+    model.item_tower.set_weights(weights[n:])
+
+
 def make_task(strategy: str, train_titles: np.ndarray) -> tf.keras.layers.Layer:
     """The retrieval task of a strategy name."""
     if strategy == "plain":

@@ -45,9 +45,12 @@ import tensorflow as tf
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from movielens_logq import (  # noqa: E402
     MovielensModel,
+    build,
     main,
     print_table,
+    set_tower_weights,
     split_ratings,
+    tower_weights,
     write_json,
 )
 
@@ -131,22 +134,6 @@ def make_task(
     if strategy == "full_softmax":
         return task(negatives=[negatives.FullCatalogue(titles)])
     raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
-
-
-def build(model: MovielensModel, users: np.ndarray, titles: np.ndarray) -> None:
-    """Creates the towers' weights (eagerly, before training)."""
-    model.query_tower(tf.constant(users[:1]))
-    model.item_tower(tf.constant(titles[:1]))
-
-
-def tower_weights(model: MovielensModel) -> List[np.ndarray]:
-    return model.query_tower.get_weights() + model.item_tower.get_weights()
-
-
-def set_tower_weights(model: MovielensModel, weights: List[np.ndarray]) -> None:
-    n = len(model.query_tower.get_weights())
-    model.query_tower.set_weights(weights[:n])
-    model.item_tower.set_weights(weights[n:])
 
 
 def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
