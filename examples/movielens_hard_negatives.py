@@ -79,8 +79,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import tfrs_negatives as tfn  # first: selects Keras 2 for TFRS
-from tfrs_negatives.data import load_movielens
-from tfrs_negatives.evaluation import head_items, recall_at_k
+from tfrs_negatives.evaluation import recall_at_k
 from tfrs_negatives.mining import (
     BruteForceMiner,
     HardNegativeTable,
@@ -96,12 +95,15 @@ import tensorflow as tf
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from movielens_logq import (  # noqa: E402
     MovielensModel,
+    add_common_flags,
     build,
+    chosen_strategies,
     main,
+    prepare_split,
     print_table,
     set_tower_weights,
-    split_ratings,
     tower_weights,
+    training_batches,
     write_json,
 )
 
@@ -249,13 +251,7 @@ def _window(text: str, flag: str, parser: argparse.ArgumentParser) -> Tuple[int,
 def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
     """Trains every strategy and returns `{strategy: {metric: value}}`."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--movielens_dir",
-        default=None,
-        help="unzipped ml-100k folder; default: download through tfds",
-    )
-    parser.add_argument("--config", default="100k-ratings")
-    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    add_common_flags(parser, STRATEGIES)
     parser.add_argument("--miner", choices=MINERS, default="brute")
     parser.add_argument("--num_negatives", type=int, default=1024, help="uniform draws per step")
     parser.add_argument("--hard_count", type=int, default=8, help="mined negatives per example")
@@ -263,18 +259,8 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
     parser.add_argument("--hardest_window", default="0,10", help="ranks lo,hi of hardest_only")
     parser.add_argument("--hard_warmup_epochs", type=float, default=1.0)
     parser.add_argument("--hard_ramp_epochs", type=float, default=1.0)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch_size", type=int, default=8192)
-    parser.add_argument("--learning_rate", type=float, default=0.1)
-    parser.add_argument("--embedding_dim", type=int, default=32)
-    parser.add_argument("--ks", default="10,50,100")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--output_json", default=None)
     args = parser.parse_args(argv)
-    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    unknown = sorted(set(strategies) - set(STRATEGIES))
-    if unknown:
-        parser.error(f"--strategies: unknown {unknown}; choose from {list(STRATEGIES)}")
+    strategies = chosen_strategies(parser, args, STRATEGIES)
     if args.epochs < 1:
         parser.error(f"--epochs must be >= 1, got {args.epochs}")
     if args.batch_size < 1 or args.num_negatives < 1 or args.hard_count < 1:
@@ -288,21 +274,19 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
             parser.error(f"--hard_count {args.hard_count} exceeds the {flag} of {hi - lo} ranks")
     ks = [int(k) for k in args.ks.split(",")]
 
-    dataset, source = load_movielens(args.config, args.movielens_dir)
-    (train_users, train_titles), (test_users, test_titles) = split_ratings(dataset, args.seed)
-    if len(test_users) == 0:
-        raise ValueError("the test split is empty: the dataset has too few ratings")
-    users = np.unique(np.concatenate([train_users, test_users]))
-    titles = np.unique(np.concatenate([train_titles, test_titles]))
-    if max(ks) > len(titles):
-        parser.error(f"--ks: k={max(ks)} exceeds the catalogue of {len(titles)} titles")
+    (
+        source,
+        (train_users, train_titles),
+        (test_users, test_titles),
+        users,
+        titles,
+        train_idx,
+        test_idx,
+        head,
+    ) = prepare_split(args, parser, ks)
     for flag, (_, hi) in (("--hard_window", hard_window), ("--hardest_window", hardest_window)):
         if hi > len(titles):
             parser.error(f"{flag}: rank {hi} is beyond the catalogue of {len(titles)} titles")
-    title_index = {t: i for i, t in enumerate(titles)}
-    train_idx = np.array([title_index[t] for t in train_titles])
-    test_idx = np.array([title_index[t] for t in test_titles])
-    head = head_items(train_idx, len(titles))
     steps_per_epoch = math.ceil(len(train_users) / args.batch_size)
     schedule = count_schedule(
         args.hard_count, steps_per_epoch, args.hard_warmup_epochs, args.hard_ramp_epochs
@@ -316,12 +300,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
 
     known = KnownPositives(train_users, train_titles)
     held_out = KnownPositives(test_users, test_titles)
-    train = (
-        tf.data.Dataset.from_tensor_slices({"user_id": train_users, "movie_title": train_titles})
-        .shuffle(len(train_users), seed=args.seed)
-        .batch(args.batch_size)
-        .cache()
-    )
+    train = training_batches(train_users, train_titles, args.batch_size, args.seed)
     results: Dict[str, Dict[str, float]] = {}
     details: Dict[str, Dict[str, Any]] = {}
     initial: Optional[List[np.ndarray]] = None

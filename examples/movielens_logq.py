@@ -129,30 +129,45 @@ def split_ratings(dataset: tf.data.Dataset, seed: int, train_share: float = 0.8)
     return (users[train], titles[train]), (users[test], titles[test])
 
 
-def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
-    """Trains every strategy and returns `{strategy: {metric: value}}`."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_common_flags(
+    parser: argparse.ArgumentParser, strategies: Sequence[str], epochs_help: Optional[str] = None
+) -> None:
+    """The flags every MovieLens example takes (data, protocol, strategies, output)."""
     parser.add_argument(
         "--movielens_dir",
         default=None,
         help="unzipped ml-100k folder; default: download through tfds",
     )
     parser.add_argument("--config", default="100k-ratings")
-    parser.add_argument("--strategies", default=",".join(STRATEGIES))
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--strategies", default=",".join(strategies))
+    parser.add_argument("--epochs", type=int, default=3, help=epochs_help)
     parser.add_argument("--batch_size", type=int, default=8192)
     parser.add_argument("--learning_rate", type=float, default=0.1)
     parser.add_argument("--embedding_dim", type=int, default=32)
     parser.add_argument("--ks", default="10,50,100")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output_json", default=None)
-    args = parser.parse_args(argv)
-    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    unknown = sorted(set(strategies) - set(STRATEGIES))
-    if unknown:
-        parser.error(f"--strategies: unknown {unknown}; choose from {list(STRATEGIES)}")
-    ks = [int(k) for k in args.ks.split(",")]
 
+
+def chosen_strategies(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, choices: Sequence[str]
+) -> List[str]:
+    """`--strategies` as a list, or a parser error naming the unknown ones."""
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    unknown = sorted(set(strategies) - set(choices))
+    if unknown:
+        parser.error(f"--strategies: unknown {unknown}; choose from {list(choices)}")
+    return strategies
+
+
+def prepare_split(args: argparse.Namespace, parser: argparse.ArgumentParser, ks: List[int]):
+    """Loads MovieLens, splits it (tutorial protocol) and indexes the titles.
+
+    Returns:
+      `(source, (train_users, train_titles), (test_users, test_titles), users, titles,
+      train_idx, test_idx, head)`: vocabularies sorted, `*_idx` title positions in
+      `titles`, `head` the boolean mask of head titles.
+    """
     dataset, source = load_movielens(args.config, args.movielens_dir)
     (train_users, train_titles), (test_users, test_titles) = split_ratings(dataset, args.seed)
     if len(test_users) == 0:
@@ -165,17 +180,51 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
     train_idx = np.array([title_index[t] for t in train_titles])
     test_idx = np.array([title_index[t] for t in test_titles])
     head = head_items(train_idx, len(titles))
+    return (
+        source,
+        (train_users, train_titles),
+        (test_users, test_titles),
+        users,
+        titles,
+        train_idx,
+        test_idx,
+        head,
+    )
+
+
+def training_batches(train_users, train_titles, batch_size: int, seed: int) -> tf.data.Dataset:
+    """The tutorial's training pipeline: shuffled once per epoch, batched, cached."""
+    return (
+        tf.data.Dataset.from_tensor_slices({"user_id": train_users, "movie_title": train_titles})
+        .shuffle(len(train_users), seed=seed)
+        .batch(batch_size)
+        .cache()
+    )
+
+
+def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
+    """Trains every strategy and returns `{strategy: {metric: value}}`."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_common_flags(parser, STRATEGIES)
+    args = parser.parse_args(argv)
+    strategies = chosen_strategies(parser, args, STRATEGIES)
+    ks = [int(k) for k in args.ks.split(",")]
+    (
+        source,
+        (train_users, train_titles),
+        (test_users, test_titles),
+        users,
+        titles,
+        train_idx,
+        test_idx,
+        head,
+    ) = prepare_split(args, parser, ks)
     print(
         f"data: {source}; {len(train_users)} train / {len(test_users)} test ratings, "
         f"{len(users)} users, {len(titles)} titles, {head.sum()} head titles"
     )
 
-    train = (
-        tf.data.Dataset.from_tensor_slices({"user_id": train_users, "movie_title": train_titles})
-        .shuffle(len(train_users), seed=args.seed)
-        .batch(args.batch_size)
-        .cache()
-    )
+    train = training_batches(train_users, train_titles, args.batch_size, args.seed)
     results: Dict[str, Dict[str, float]] = {}
     for strategy in strategies:
         tf.keras.utils.set_random_seed(args.seed)

@@ -35,8 +35,7 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 import tfrs_negatives as tfn  # first: selects Keras 2 for TFRS
-from tfrs_negatives.data import load_movielens
-from tfrs_negatives.evaluation import head_items, recall_at_k
+from tfrs_negatives.evaluation import recall_at_k
 
 import numpy as np
 import tensorflow as tf
@@ -45,12 +44,15 @@ import tensorflow as tf
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from movielens_logq import (  # noqa: E402
     MovielensModel,
+    add_common_flags,
     build,
+    chosen_strategies,
     main,
+    prepare_split,
     print_table,
     set_tower_weights,
-    split_ratings,
     tower_weights,
+    training_batches,
     write_json,
 )
 
@@ -139,21 +141,8 @@ def make_task(
 def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
     """Trains every strategy and returns `{strategy: {metric: value}}`."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--movielens_dir",
-        default=None,
-        help="unzipped ml-100k folder; default: download through tfds",
-    )
-    parser.add_argument("--config", default="100k-ratings")
-    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    add_common_flags(parser, STRATEGIES, epochs_help="0: evaluate untrained")
     parser.add_argument("--num_negatives", type=int, default=1024)
-    parser.add_argument("--epochs", type=int, default=3, help="0: evaluate untrained")
-    parser.add_argument("--batch_size", type=int, default=8192)
-    parser.add_argument("--learning_rate", type=float, default=0.1)
-    parser.add_argument("--embedding_dim", type=int, default=32)
-    parser.add_argument("--ks", default="10,50,100")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--output_json", default=None)
     parser.add_argument(
         "--jit_compile",
         action=argparse.BooleanOptionalAction,
@@ -162,41 +151,31 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
         "the same ops unfused)",
     )
     args = parser.parse_args(argv)
-    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    unknown = sorted(set(strategies) - set(STRATEGIES))
-    if unknown:
-        parser.error(f"--strategies: unknown {unknown}; choose from {list(STRATEGIES)}")
+    strategies = chosen_strategies(parser, args, STRATEGIES)
     if args.epochs < 0:
         parser.error(f"--epochs must be >= 0, got {args.epochs}")
     if args.num_negatives < 1:
         parser.error(f"--num_negatives must be >= 1, got {args.num_negatives}")
     ks = [int(k) for k in args.ks.split(",")]
 
-    dataset, source = load_movielens(args.config, args.movielens_dir)
-    (train_users, train_titles), (test_users, test_titles) = split_ratings(dataset, args.seed)
-    if len(test_users) == 0:
-        raise ValueError("the test split is empty: the dataset has too few ratings")
-    users = np.unique(np.concatenate([train_users, test_users]))
-    titles = np.unique(np.concatenate([train_titles, test_titles]))
-    if max(ks) > len(titles):
-        parser.error(f"--ks: k={max(ks)} exceeds the catalogue of {len(titles)} titles")
-    title_index = {t: i for i, t in enumerate(titles)}
-    train_idx = np.array([title_index[t] for t in train_titles])
-    test_idx = np.array([title_index[t] for t in test_titles])
+    (
+        source,
+        (train_users, train_titles),
+        (test_users, test_titles),
+        users,
+        titles,
+        train_idx,
+        test_idx,
+        head,
+    ) = prepare_split(args, parser, ks)
     train_counts = np.bincount(train_idx, minlength=len(titles))
-    head = head_items(train_idx, len(titles))
     print(
         f"data: {source}; {len(train_users)} train / {len(test_users)} test ratings, "
         f"{len(users)} users, {len(titles)} titles ({int((train_counts == 0).sum())} unrated "
         f"in training), {head.sum()} head titles; {args.num_negatives} sampled negatives"
     )
 
-    train = (
-        tf.data.Dataset.from_tensor_slices({"user_id": train_users, "movie_title": train_titles})
-        .shuffle(len(train_users), seed=args.seed)
-        .batch(args.batch_size)
-        .cache()
-    )
+    train = training_batches(train_users, train_titles, args.batch_size, args.seed)
     results: Dict[str, Dict[str, float]] = {}
     initial: Optional[List[np.ndarray]] = None
     for strategy in strategies:
