@@ -113,6 +113,7 @@ def popularity_buckets(counts: ArrayLike, shares: Sequence[float]) -> np.ndarray
     return bucket
 
 
+@tf.keras.utils.register_keras_serializable(package="tfrs_negatives")
 class PopularityStratifiedRecall(tfrs.metrics.Factorized):
     """Exact recall@k overall and per popularity bucket of the true item.
 
@@ -179,6 +180,14 @@ class PopularityStratifiedRecall(tfrs.metrics.Factorized):
       chunk_size: Catalogue rows scored at a time (memory `batch x chunk_size`).
       name: Layer name and prefix of the result names; give two instances in one
         model distinct names.
+
+    `get_config` holds the whole metric as plain values (catalogue ids and
+    embeddings, aligned counts, seen pairs) only when `candidates` is a pair of
+    arrays: a catalogue fixed at construction. A dataset or index is read again at
+    every update (e.g. through the item tower), which no config can hold, so
+    `get_config` then raises `NotImplementedError` (Keras' signal for a layer
+    without a config; saving a model that holds the metric still works): build
+    the metric again with the same arguments.
     """
 
     def __init__(
@@ -215,6 +224,37 @@ class PopularityStratifiedRecall(tfrs.metrics.Factorized):
             for group in self._groups
             for k in self._ks
         ]
+
+    def get_config(self) -> Dict[str, Any]:
+        """Plain-Python arguments (`from_config` rebuilds the metric); see the class doc."""
+        if self._source._tensors is None:  # pylint: disable=protected-access
+            raise NotImplementedError(
+                f"{type(self).__name__} reads its catalogue from a dataset or index at every "
+                "update, which a config cannot hold: build it again with the same arguments, "
+                "or give `candidates` as a pair (ids, embeddings) of arrays for a serializable "
+                "metric."
+            )
+        ids, embeddings = self._source._tensors  # pylint: disable=protected-access
+        config = super().get_config()
+        for key in ("trainable", "dtype"):
+            config.pop(key, None)
+        config.update(
+            candidates=[_plain(ids), _plain(embeddings)],
+            item_counts=self.item_counts.tolist(),
+            ks=list(self._ks),
+            buckets=dict(self._buckets),
+            exclude_seen=None if self._seen is None else [_plain(t) for t in self._seen.raw],
+            chunk_size=self._chunk_size,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "PopularityStratifiedRecall":
+        config = {k: v for k, v in config.items() if k not in ("trainable", "dtype")}
+        config["candidates"] = tuple(config["candidates"])
+        if config.get("exclude_seen") is not None:
+            config["exclude_seen"] = tuple(config["exclude_seen"])
+        return cls(**config)
 
     @property
     def ks(self) -> Tuple[int, ...]:
@@ -589,7 +629,7 @@ class _SeenPairs:
     """Training (query, item) pairs as sorted query keys and per-query catalogue rows."""
 
     def __init__(self, exclude_seen: Any, source: _CatalogueSource) -> None:
-        queries, items, query_kind = _read_pairs(exclude_seen, source)
+        queries, items, query_kind, self.raw = _read_pairs(exclude_seen, source)
         self.query_kind = query_kind
         order = np.argsort(source.ids, kind="stable")
         sorted_ids = source.ids[order]
@@ -663,7 +703,23 @@ def _read_pairs(exclude_seen: Any, source: _CatalogueSource):
             f"`exclude_seen` has {item_kind} item ids but the catalogue (`candidates`) has "
             f"{source.id_kind} ids: they would never match."
         )
-    return queries, items, query_kind
+    return queries, items, query_kind, tuple(exclude_seen)
+
+
+def _plain(values: Any) -> list:
+    """Nested lists of a tensor or array, bytes decoded to str (JSON-safe)."""
+    array = values.numpy() if tf.is_tensor(values) else np.asarray(values)
+    if array.dtype.kind in "iu":
+        array = array.astype(np.int64)
+    elif array.dtype.kind == "f":
+        array = array.astype(np.float64)
+    return _decode(array.tolist())
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
 def _aligned_counts(item_counts: Any, source: _CatalogueSource) -> np.ndarray:

@@ -66,6 +66,19 @@ class HardNegativeTable(tf.keras.layers.Layer):
         """`(row [n] int64, found [n] bool)` of `[n]` int64 anchor ids."""
         return self.anchors.lookup(anchor_ids)
 
+    def call(self, anchor_ids: tf.Tensor) -> tuple:
+        """The mined entries of `[n]` anchor ids (int32/int64/string, as `anchor_ids`).
+
+        Returns:
+          `(neighbours [n, window] int64, counts [n] int32)`: catalogue rows in rank
+          order padded with -1, and how many are valid; an anchor not in the table
+          gets a row of -1 and count 0.
+        """
+        row, found = self.rows(to_int64_ids(tf.reshape(anchor_ids, [-1]), "anchor_ids"))
+        neighbours = tf.where(found[:, None], tf.gather(self.neighbours, row), -1)
+        counts = tf.where(found, tf.gather(self.counts, row), 0)
+        return neighbours, counts
+
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
         config.update(anchor_ids=self.anchors.get_config()["ids"], window=self.window)

@@ -5,6 +5,7 @@ from typing import Any, Dict, Optional
 from tfrs_negatives.mining.table import HardNegativeTable, KnownPositives
 from tfrs_negatives.negatives.catalogue import Catalogue
 from tfrs_negatives.negatives.sources import NegativeSource, as_catalogue
+from tfrs_negatives.ops.ids import to_int64_ids
 
 import tensorflow as tf
 
@@ -112,6 +113,19 @@ class Mined(NegativeSource):
         self.fallbacks.assign_add(tf.reduce_sum(tf.cast(fallback, tf.int64)))
         ids, features = self.catalogue.gather(tf.reshape(rows, [-1]))
         return tf.reshape(ids, [b, self.count]), features, fallback
+
+    def call(self, anchor_ids: tf.Tensor) -> tuple:
+        """Draws `count` rows for each of `[B]` anchor ids (int32/int64/string), as `sample_rows`.
+
+        Returns:
+          `(ids [B, count] int64, features [B * count, ...], fallback [B] bool)`.
+        """
+        if anchor_ids is None:
+            raise ValueError(
+                "Mined must be called with `anchor_ids` ([B] item or query ids), got None: "
+                "its negatives are drawn per example."
+            )
+        return self.sample_rows(to_int64_ids(tf.reshape(anchor_ids, [-1]), "anchor_ids"))
 
     def draw_probability(self, ids: tf.Tensor) -> tf.Tensor:
         # Per-row extras are not part of the shared mixture (no log-Q term).
