@@ -11,6 +11,7 @@ STACK = [
     "tensorflow-datasets==4.9.*",
     "importlib_resources",
     "numpy>=1.26",
+    "matplotlib>=3.8",  # the picture of `tfrs-negatives compare`
 ]
 
 setup(
@@ -25,6 +26,9 @@ setup(
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["tfrs_negatives", "tfrs_negatives.*"]),
     install_requires=STACK,
+    entry_points={
+        "console_scripts": ["tfrs-negatives=tfrs_negatives.experiments.compare:main_exit"],
+    },
     extras_require={
         "scann": ["scann[tf]==1.4.2"],
         "test": ["pytest>=8", "scipy>=1.11", "ruff==0.17.*", "scann[tf]==1.4.2"],

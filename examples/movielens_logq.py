@@ -27,7 +27,16 @@ from typing import Dict, List, Optional, Sequence
 
 import tfrs_negatives as tfn  # first: selects Keras 2 for TFRS
 from tfrs_negatives.data import load_movielens
-from tfrs_negatives.evaluation import head_items, recall_at_k
+from tfrs_negatives.evaluation import recall_at_k
+from tfrs_negatives.experiments import (  # noqa: F401 - also the other examples' harness
+    TwoTowerModel,
+    build,
+    set_tower_weights,
+    split_interactions,
+    tower_weights,
+    training_batches,
+)
+from tfrs_negatives.experiments.datasets import rating_pairs
 
 import numpy as np
 import tensorflow as tf
@@ -36,59 +45,8 @@ import tensorflow_recommenders as tfrs
 STRATEGIES = ("plain", "logq_streaming", "logq_exact")
 
 
-class MovielensModel(tfrs.Model):
-    """The tutorial's two-tower model, with a pluggable retrieval task."""
-
-    def __init__(
-        self,
-        users: np.ndarray,
-        titles: np.ndarray,
-        task: tf.keras.layers.Layer,
-        embedding_dim: int = 32,
-    ) -> None:
-        super().__init__()
-        self.query_tower = tf.keras.Sequential(
-            [
-                tf.keras.layers.StringLookup(vocabulary=users, mask_token=None),
-                tf.keras.layers.Embedding(len(users) + 1, embedding_dim),
-            ]
-        )
-        self.item_tower = tf.keras.Sequential(
-            [
-                tf.keras.layers.StringLookup(vocabulary=titles, mask_token=None),
-                tf.keras.layers.Embedding(len(titles) + 1, embedding_dim),
-            ]
-        )
-        self.task = task
-
-    def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        queries = self.query_tower(features["user_id"])
-        items = self.item_tower(features["movie_title"])
-        if isinstance(self.task, tfn.CorrectedRetrieval):
-            return self.task(
-                queries,
-                items,
-                candidate_ids=features["movie_title"],
-                compute_metrics=False,
-                training=training,
-            )
-        return self.task(queries, items, compute_metrics=False)
-
-
-def build(model: MovielensModel, users: np.ndarray, titles: np.ndarray) -> None:
-    """Creates the towers' weights (eagerly, before training), e.g. to copy them."""
-    model.query_tower(tf.constant(users[:1]))
-    model.item_tower(tf.constant(titles[:1]))
-
-
-def tower_weights(model: MovielensModel) -> List[np.ndarray]:
-    return model.query_tower.get_weights() + model.item_tower.get_weights()
-
-
-def set_tower_weights(model: MovielensModel, weights: List[np.ndarray]) -> None:
-    n = len(model.query_tower.get_weights())
-    model.query_tower.set_weights(weights[:n])
-    model.item_tower.set_weights(weights[n:])
+# The tutorial's two towers (`user_id`, `movie_title` string features) and a task.
+MovielensModel = TwoTowerModel
 
 
 def make_task(strategy: str, train_titles: np.ndarray) -> tf.keras.layers.Layer:
@@ -105,28 +63,6 @@ def make_task(strategy: str, train_titles: np.ndarray) -> tf.keras.layers.Layer:
         )
         return tfn.CorrectedRetrieval(frequency=counts, remove_accidental_hits=True)
     raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
-
-
-def split_ratings(dataset: tf.data.Dataset, seed: int, train_share: float = 0.8):
-    """The tutorial's split: shuffle once with `seed`, first 80% train, rest test."""
-    pairs = dataset.map(lambda x: (x["user_id"], x["movie_title"]))
-    users, titles = (
-        np.concatenate(parts) for parts in zip(*pairs.batch(65536).as_numpy_iterator())
-    )
-    tf.random.set_seed(seed)
-    order = np.array(
-        list(
-            tf.data.Dataset.range(len(users))
-            .shuffle(len(users), seed=seed, reshuffle_each_iteration=False)
-            .batch(65536)
-            .as_numpy_iterator()
-        ),
-        dtype=object,
-    )
-    order = np.concatenate(list(order)).astype(np.int64)
-    n_train = int(train_share * len(users))
-    train, test = order[:n_train], order[n_train:]
-    return (users[train], titles[train]), (users[test], titles[test])
 
 
 def add_common_flags(
@@ -169,17 +105,18 @@ def prepare_split(args: argparse.Namespace, parser: argparse.ArgumentParser, ks:
       `titles`, `head` the boolean mask of head titles.
     """
     dataset, source = load_movielens(args.config, args.movielens_dir)
-    (train_users, train_titles), (test_users, test_titles) = split_ratings(dataset, args.seed)
-    if len(test_users) == 0:
-        raise ValueError("the test split is empty: the dataset has too few ratings")
-    users = np.unique(np.concatenate([train_users, test_users]))
-    titles = np.unique(np.concatenate([train_titles, test_titles]))
-    if max(ks) > len(titles):
-        parser.error(f"--ks: k={max(ks)} exceeds the catalogue of {len(titles)} titles")
-    title_index = {t: i for i, t in enumerate(titles)}
-    train_idx = np.array([title_index[t] for t in train_titles])
-    test_idx = np.array([title_index[t] for t in test_titles])
-    head = head_items(train_idx, len(titles))
+    split = split_interactions(*rating_pairs(dataset), args.seed)
+    if max(ks) > len(split.items):
+        parser.error(f"--ks: k={max(ks)} exceeds the catalogue of {len(split.items)} titles")
+    train_users, train_titles = split.train_users, split.train_items
+    test_users, test_titles = split.test_users, split.test_items
+    users, titles, train_idx, test_idx, head = (
+        split.users,
+        split.items,
+        split.train_index,
+        split.test_index,
+        split.head,
+    )
     return (
         source,
         (train_users, train_titles),
@@ -189,16 +126,6 @@ def prepare_split(args: argparse.Namespace, parser: argparse.ArgumentParser, ks:
         train_idx,
         test_idx,
         head,
-    )
-
-
-def training_batches(train_users, train_titles, batch_size: int, seed: int) -> tf.data.Dataset:
-    """The tutorial's training pipeline: shuffled once per epoch, batched, cached."""
-    return (
-        tf.data.Dataset.from_tensor_slices({"user_id": train_users, "movie_title": train_titles})
-        .shuffle(len(train_users), seed=seed)
-        .batch(batch_size)
-        .cache()
     )
 
 

@@ -61,12 +61,7 @@ def recall_at_k(
     if max(ks) > num_items:
         raise ValueError(f"`ks` must not exceed the catalogue size {num_items}, got {list(ks)}.")
     true_items = np.asarray(true_items)
-    ranks = np.empty(len(true_items), dtype=np.int64)
-    for start in range(0, len(true_items), batch_size):
-        scores = query_embeddings[start : start + batch_size] @ item_embeddings.T
-        rows = np.arange(scores.shape[0])
-        true_scores = scores[rows, true_items[start : start + batch_size]]
-        ranks[start : start + batch_size] = (scores > true_scores[:, None]).sum(axis=1)
+    ranks = true_item_ranks(query_embeddings, item_embeddings, true_items, batch_size)
     result: Dict[str, float] = {"n": float(len(ranks))}
     groups = {"": np.ones(len(ranks), dtype=bool)}
     if head is not None:
@@ -78,3 +73,62 @@ def recall_at_k(
             hits = ranks[members] < k
             result[f"{prefix}recall@{k}"] = float(hits.mean()) if hits.size else float("nan")
     return result
+
+
+def true_item_ranks(
+    query_embeddings: np.ndarray,
+    item_embeddings: np.ndarray,
+    true_items: np.ndarray,
+    batch_size: int = 4096,
+) -> np.ndarray:
+    """`[n]` rank of each true item: the number of catalogue items scoring strictly higher.
+
+    Args:
+      query_embeddings: `[n, d]` one query per test interaction.
+      item_embeddings: `[num_items, d]` the whole catalogue.
+      true_items: `[n]` index of each interaction's item in the catalogue.
+      batch_size: Queries scored at a time.
+    """
+    true_items = np.asarray(true_items)
+    if len(query_embeddings) != len(true_items):
+        raise ValueError(
+            f"`query_embeddings` has {len(query_embeddings)} rows but `true_items` "
+            f"{len(true_items)}."
+        )
+    ranks = np.empty(len(true_items), dtype=np.int64)
+    for start in range(0, len(true_items), batch_size):
+        scores = query_embeddings[start : start + batch_size] @ item_embeddings.T
+        rows = np.arange(scores.shape[0])
+        true_scores = scores[rows, true_items[start : start + batch_size]]
+        ranks[start : start + batch_size] = (scores > true_scores[:, None]).sum(axis=1)
+    return ranks
+
+
+def popularity_groups(train_counts: np.ndarray, num_groups: int = 10) -> np.ndarray:
+    """`[num_items]` group of each item: 0 for the most popular `1/num_groups` of items, ...
+
+    Items are ordered by training count (ties by index) and cut into `num_groups`
+    groups of (nearly) equal numbers of items.
+    """
+    counts = np.asarray(train_counts)
+    if not 1 <= num_groups <= len(counts):
+        raise ValueError(f"`num_groups` must be in [1, {len(counts)}], got {num_groups}.")
+    order = np.argsort(-counts, kind="stable")
+    groups = np.empty(len(counts), dtype=np.int64)
+    groups[order] = np.arange(len(counts)) * num_groups // len(counts)
+    return groups
+
+
+def recall_by_group(ranks: np.ndarray, groups: np.ndarray, k: int, num_groups: int) -> np.ndarray:
+    """`[num_groups]` recall@k of the interactions whose true item is in each group (NaN if none).
+
+    Args:
+      ranks: `[n]` ranks of the true items (`true_item_ranks`).
+      groups: `[n]` group of each interaction's true item.
+      k: Cut-off.
+      num_groups: Number of groups.
+    """
+    hits = np.bincount(groups, weights=(ranks < k).astype(np.float64), minlength=num_groups)
+    totals = np.bincount(groups, minlength=num_groups).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, hits / np.maximum(totals, 1), np.nan)

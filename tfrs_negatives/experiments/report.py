@@ -1,0 +1,209 @@
+"""The outputs of a comparison: console table, JSON, CSV, picture and a measured diagnosis."""
+
+import csv
+import json
+import math
+from typing import Dict, List, Optional, Sequence
+
+from tfrs_negatives.experiments.training import RunResult
+
+import numpy as np
+
+TABLE_COLUMNS = (  # (metric key, header, format)
+    ("recall@{k}", "R@{k}", "{:.3f}"),
+    ("head_recall@{top}", "head@{top}", "{:.3f}"),
+    ("tail_recall@{top}", "tail@{top}", "{:.3f}"),
+    ("step_ms", "ms/step", "{:.0f}"),
+    ("final_loss", "loss", "{:.3g}"),
+    ("false_negative_rate", "FN rate", "{:.1%}"),
+)
+
+
+def _clean(value):
+    """NaN and infinities as None (JSON has no NaN); NumPy numbers as Python ones."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return None if not math.isfinite(float(value)) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def table_rows(results: Dict[str, RunResult], ks: Sequence[int]) -> List[List[str]]:
+    """The console table as rows of strings, header first."""
+    top = max(ks)
+    columns = []
+    for key, header, spec in TABLE_COLUMNS:
+        if "{k}" in key:
+            columns += [(key.format(k=k), header.format(k=k), spec) for k in ks]
+        else:
+            columns.append((key.format(top=top), header.format(top=top), spec))
+    columns = [c for c in columns if any(c[0] in r.metrics for r in results.values())]
+    rows = [["strategy"] + [header for _, header, _ in columns]]
+    for name, result in results.items():
+        cells = [name]
+        for key, _, spec in columns:
+            value = result.metrics.get(key, float("nan"))
+            cells.append("-" if value is None or not math.isfinite(value) else spec.format(value))
+        rows.append(cells)
+    return rows
+
+
+def format_table(rows: List[List[str]]) -> str:
+    """Left-aligned first column, right-aligned numbers."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
+def write_json(path: str, header: dict, results: Dict[str, RunResult], diagnosis: List[str]):
+    """Writes the header, every strategy's metrics, groups, logs and counts, and the diagnosis."""
+    body = {
+        **header,
+        "results": {
+            name: {
+                **r.metrics,
+                "recall_by_popularity_group": r.recall_by_group,
+                "negatives_per_source": r.counts,
+                "last_epoch_logs": r.logs,
+            }
+            for name, r in results.items()
+        },
+        "diagnosis": diagnosis,
+    }
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(_clean(body), f, indent=2, allow_nan=False)
+
+
+def write_csv(path: str, results: Dict[str, RunResult]) -> None:
+    """One row per strategy, one column per metric (empty where NaN or missing)."""
+    keys: List[str] = []
+    for r in results.values():
+        keys += [k for k in r.metrics if k not in keys]
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["strategy"] + keys)
+        for name, r in results.items():
+            cells = [_clean(r.metrics.get(k)) for k in keys]
+            writer.writerow([name] + ["" if c is None else c for c in cells])
+
+
+def draw(path: str, results: Dict[str, RunResult], k: int, title: str) -> None:
+    """Two panels: recall@k by popularity group per strategy, and head vs tail recall@k."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for name, r in results.items():
+        groups = np.arange(1, len(r.recall_by_group) + 1)
+        left.plot(groups, r.recall_by_group, marker="o", label=name)
+    left.set_xlabel("item popularity group (1 = most popular tenth of items)")
+    left.set_ylabel(f"recall@{k}")
+    left.set_title(f"recall@{k} by item popularity")
+    left.legend(fontsize=8)
+    left.grid(alpha=0.3)
+    for name, r in results.items():
+        head, tail = r.metrics.get(f"head_recall@{k}"), r.metrics.get(f"tail_recall@{k}")
+        right.scatter([head], [tail], s=40)
+        right.annotate(name, (head, tail), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    right.set_xlabel(f"head recall@{k} (items holding half the training interactions)")
+    right.set_ylabel(f"tail recall@{k}")
+    right.set_title("head vs tail")
+    right.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _metric(results: Dict[str, RunResult], name: str, key: str) -> Optional[float]:
+    value = results[name].metrics.get(key) if name in results else None
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def diagnose(results: Dict[str, RunResult], k: int) -> List[str]:
+    """Short findings computed from the measured figures (not canned text).
+
+    Covers: the best strategy overall, on the head and on the tail; what the log-Q
+    correction did to head items; each strategy's distance to the full softmax;
+    mined negatives' false-negative rate and their effect against the same mix
+    without them; step-time cost.
+    """
+    overall, head, tail = f"recall@{k}", f"head_recall@{k}", f"tail_recall@{k}"
+    lines = []
+    ranked = sorted(
+        (n for n in results if _metric(results, n, overall) is not None),
+        key=lambda n: -_metric(results, n, overall),
+    )
+    if not ranked:
+        return ["No strategy produced a finite recall."]
+    best = ranked[0]
+    line = f"Best {overall}: {best} ({_metric(results, best, overall):.3f})"
+    if len(ranked) > 1:
+        second = ranked[1]
+        gap = _metric(results, best, overall) - _metric(results, second, overall)
+        line += f", {gap:.3f} ahead of {second}"
+    lines.append(line + ".")
+    for key, label in ((tail, "tail"), (head, "head")):
+        scored = [n for n in results if _metric(results, n, key) is not None]
+        if scored:
+            top = max(scored, key=lambda n: _metric(results, n, key))
+            low = min(scored, key=lambda n: _metric(results, n, key))
+            lines.append(
+                f"Best on the {label}: {top} ({label} {overall} {_metric(results, top, key):.3f}); "
+                f"worst: {low} ({_metric(results, low, key):.3f})."
+            )
+    plain, logq = _metric(results, "inbatch", head), _metric(results, "logq", head)
+    if plain is not None and logq is not None:
+        verdict = (
+            "uncorrected in-batch softmax under-scores popular items and the correction "
+            "restores them"
+            if logq > plain + 0.01
+            else "the correction did not raise head recall here"
+        )
+        lines.append(
+            f"log-Q correction moved head {overall} from {plain:.3f} (inbatch) to "
+            f"{logq:.3f} (logq): {verdict}."
+        )
+    reference = _metric(results, "full_softmax", overall)
+    if reference is not None:
+        gaps = {n: _metric(results, n, overall) - reference for n in ranked if n != "full_softmax"}
+        close = [n for n, g in gaps.items() if g >= -0.005]
+        far = min(gaps, key=gaps.get) if gaps else None
+        text = f"Full softmax reaches {reference:.3f}; within 0.005 of it or above: "
+        text += ", ".join(close) if close else "none"
+        if far is not None:
+            text += f"; furthest below: {far} ({gaps[far]:+.3f})"
+        lines.append(text + ".")
+    for name in results:
+        rate = _metric(results, name, "false_negative_rate")
+        if rate is None:
+            continue
+        text = (
+            f"{name}: {rate:.1%} of its mined negatives are held-out positives of the "
+            "user (false negatives)"
+        )
+        base = "mixed" if "mixed" in results and name != "mixed" else None
+        if base is not None:
+            d_all = _metric(results, name, overall) - _metric(results, base, overall)
+            d_tail = (_metric(results, name, tail) or 0.0) - (_metric(results, base, tail) or 0.0)
+            text += f"; against {base}: {overall} {d_all:+.3f}, tail {d_tail:+.3f}"
+        lines.append(text + ".")
+    steps = {n: _metric(results, n, "step_ms") for n in results}
+    steps = {n: v for n, v in steps.items() if v is not None and v > 0}
+    if len(steps) > 1:
+        fast = min(steps, key=steps.get)
+        slow = max(steps, key=steps.get)
+        lines.append(
+            f"Step time: {slow} costs {steps[slow] / steps[fast]:.2f}x the step of {fast} "
+            f"({steps[slow]:.0f} vs {steps[fast]:.0f} ms)."
+        )
+    return lines
