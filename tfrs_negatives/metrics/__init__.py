@@ -1,5 +1,9 @@
-"""Evaluation metrics for TFRS retrieval models: recall split by item popularity."""
+"""Metrics for TFRS retrieval models: recall by item popularity, and negative diagnostics."""
 
+from tfrs_negatives.metrics.negative_diagnostics import (
+    NegativeDiagnostics,
+    negative_diagnostics_from_logs,
+)
 from tfrs_negatives.metrics.stratified_recall import (
     BUCKET_PRESETS,
     PopularityStratifiedRecall,
@@ -9,7 +13,9 @@ from tfrs_negatives.metrics.stratified_recall import (
 
 __all__ = [
     "BUCKET_PRESETS",
+    "NegativeDiagnostics",
     "PopularityStratifiedRecall",
+    "negative_diagnostics_from_logs",
     "popularity_buckets",
     "resolve_buckets",
 ]

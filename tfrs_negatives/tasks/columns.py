@@ -221,3 +221,58 @@ def row_exclusions(
         start += count
     excluded = tf.logical_or(excluded, tf.concat(pieces, 1))
     return excluded, tf.concat(column_excluded, 0), tf.concat(log_weight, 0)
+
+
+def column_sources(
+    columns: Columns,
+    num_given: tf.Tensor,
+    sources: Sequence[NegativeSource],
+    row_blocks: Sequence = (),
+) -> tf.Tensor:
+    """`[N (+ M)]` int32 index in `sources` of each column's source; -1 for none.
+
+    The given block belongs to the in-batch source (-1 without one); a sampled or
+    mined source's columns to it while within its `active_count` (-1 beyond).
+    `row_blocks` are the mined `(source, _, count)` blocks, after the shared columns.
+    """
+    index = {id(source): k for k, source in enumerate(sources)}
+    in_batch = next((k for k, s in enumerate(sources) if s.in_batch), -1)
+    pieces = [tf.fill([num_given], in_batch)]
+    for source, _, count in list(columns.blocks[1:]) + list(row_blocks):
+        active = tf.range(count) < source.active_count
+        pieces.append(tf.where(active, index[id(source)], -1))
+    return tf.concat(pieces, 0)
+
+
+def distinct_counts(
+    columns: Columns,
+    num_given: tf.Tensor,
+    given_ids: Optional[tf.Tensor],
+    sources: Sequence[NegativeSource],
+    row_ids: Optional[tf.Tensor] = None,
+    row_blocks: Sequence = (),
+) -> list:
+    """Per source in `sources`, the scalar number of distinct ids among its active candidates.
+
+    The in-batch source's candidates are the given ones (`given_ids`, `[N0]` int64;
+    None when unknown gives None); a sampled source's, its active draws; a mined
+    source's, its active columns of every row of `row_ids` (`[B, M]`).
+    """
+
+    def distinct(ids: tf.Tensor) -> tf.Tensor:
+        return tf.size(tf.unique(tf.reshape(ids, [-1]))[0])
+
+    counts = {}
+    for source, start, _ in columns.blocks[1:]:
+        counts[id(source)] = distinct(columns.ids[start : start + source.active_count])
+    start = 0
+    for source, _, count in row_blocks:
+        counts[id(source)] = distinct(row_ids[:, start : start + source.active_count])
+        start += count
+    result = []
+    for source in sources:
+        if source.in_batch:
+            result.append(None if given_ids is None else distinct(given_ids[:num_given]))
+        else:
+            result.append(counts.get(id(source)))
+    return result

@@ -5,10 +5,18 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from tfrs_negatives import ops
 from tfrs_negatives.estimators.base import SamplingProbabilityEstimator
+from tfrs_negatives.metrics.negative_diagnostics import NegativeDiagnostics
 from tfrs_negatives.negatives.sources import InBatch, NegativeSource
+from tfrs_negatives.ops.diagnostics import negative_statistics
+from tfrs_negatives.ops.logits import (
+    fused_retrieval_loss_with_statistics,
+    retrieval_loss_with_statistics,
+)
 from tfrs_negatives.tasks import checks
 from tfrs_negatives.tasks.columns import (
     column_exclusions,
+    column_sources,
+    distinct_counts,
     draw_columns,
     draw_row_columns,
     mixture_probabilities,
@@ -40,7 +48,10 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
       probability of the mixture of sources (`tfrs_negatives.ops.mixture`);
     * removes accidental hits across all sources, comparing ids as int64;
     * computes logits in float32, masks with finite constants (mixed precision),
-      and computes the loss as one XLA computation.
+      and computes the loss as one XLA computation;
+    * reports per-source negative diagnostics as Keras metrics in training steps
+      (`negatives/<source>/mass`, `.../gap`, `.../masked`, `.../distinct` and
+      `negatives/positive/mass`; see `tfrs_negatives.metrics.negative_diagnostics`).
 
     With the defaults (in-batch negatives only, no estimator, no
     `candidate_sampling_probability`, no hit removal) the loss is TFRS's.
@@ -67,6 +78,13 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
       gbce_calibration: gBCE's `t` in `[0, 1]`.
       temperature: Logits are divided by it before correction (as TFRS).
       jit_compile: Compute the loss with XLA (`tf.function(jit_compile=True)`).
+      diagnostics: Measure, in every step not called with `training=False`, each
+        source's softmax mass, positive-negative score gap (raw scores), masked
+        share and distinct candidates, and the positives' mass, as Keras metrics
+        named `negatives/<source name>/<statistic>` (they reach `fit` logs,
+        progress bars, History and TensorBoard). Computed from the logits of the
+        loss, inside its XLA computation. False: no metric, no extra computation.
+        The sources' names must then be distinct.
       loss: Optional Keras loss on `(labels [B, N], logits [B, N])` replacing
         `sampled_loss` (TFRS's argument).
       metrics, batch_metrics, loss_metrics, num_hard_negatives, name: As in
@@ -88,6 +106,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         gbce_calibration: float = 0.75,
         temperature: Optional[float] = None,
         jit_compile: bool = True,
+        diagnostics: bool = True,
         loss: Optional[tf.keras.losses.Loss] = None,
         metrics: Optional[Union[Sequence[tfrs.metrics.Factorized], tfrs.metrics.Factorized]] = None,
         batch_metrics: Optional[List[tf.keras.metrics.Metric]] = None,
@@ -124,6 +143,11 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             raise ValueError(f"`probability_clip` must be in (0, 1), got {probability_clip!r}.")
         if temperature is not None and not float(temperature) > 0.0:
             raise ValueError(f"`temperature` must be > 0 or None, got {temperature!r}.")
+        if not isinstance(diagnostics, bool):
+            raise TypeError(f"`diagnostics` must be True or False, got {diagnostics!r}.")
+        negative_diagnostics = (
+            NegativeDiagnostics([s.name for s in negatives]) if diagnostics else None
+        )
         self._requested = dict(duplicates=duplicates, remove_accidental_hits=remove_accidental_hits)
         if remove_accidental_hits is None:
             remove_accidental_hits = len(negatives) > 1 or not negatives[0].in_batch
@@ -147,6 +171,12 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         self.num_items = num_items
         self.gbce_calibration = float(gbce_calibration)
         self.jit_compile = bool(jit_compile)
+        self.diagnostics = diagnostics
+        self._negative_diagnostics = negative_diagnostics
+        # Assigned as a list so Keras collects the metrics into `model.metrics`.
+        self._diagnostic_metrics = (
+            [] if negative_diagnostics is None else negative_diagnostics.metrics
+        )
         self._custom_loss = loss is not None
 
     @property
@@ -248,22 +278,29 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             column_excluded, column_log_weight = column_exclusions(
                 columns, None if in_batch is None else in_batch.weight, mask_duplicates
             )
+        row_ids = row_blocks = None
         if per_row:
-            scores, probabilities, column_excluded, column_log_weight, score_mask = (
-                self._add_row_columns(
-                    per_row,
-                    query_embeddings,
-                    columns.ids[:num_queries],
-                    query_ids,
-                    candidate_tower,
-                    raw_positive_scores,
-                    scores,
-                    probabilities,
-                    column_excluded,
-                    column_log_weight,
-                    score_mask,
-                    num_given,
-                )
+            (
+                scores,
+                probabilities,
+                column_excluded,
+                column_log_weight,
+                score_mask,
+                row_ids,
+                row_blocks,
+            ) = self._add_row_columns(
+                per_row,
+                query_embeddings,
+                columns.ids[:num_queries],
+                query_ids,
+                candidate_tower,
+                raw_positive_scores,
+                scores,
+                probabilities,
+                column_excluded,
+                column_log_weight,
+                score_mask,
+                num_given,
             )
         if sample_weight is not None:
             checks.check_length(tf.reshape(sample_weight, [-1]), num_queries, "sample_weight")
@@ -278,9 +315,22 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             column_log_weight=column_log_weight,
             score_mask=score_mask,
         )
-        labels = logits = None
+        labels = logits = statistics = None
+        diagnose = self._negative_diagnostics is not None and training is not False
+        if diagnose:
+            segments = column_sources(columns, num_given, self.negatives, row_blocks or ())
+            num_sources = len(self.negatives)
         if self._custom_loss or self._num_hard_negatives is not None:
             logits = ops.corrected_logits(scores, **correction)
+            if diagnose:
+                excluded = ops.exclusion_mask(
+                    scores,
+                    correction["positive_ids"],
+                    correction["candidate_ids"],
+                    column_excluded,
+                    correction["score_mask"],
+                )
+                statistics = negative_statistics(scores, logits, excluded, segments, num_sources)
             labels = tf.eye(num_queries, tf.shape(logits)[1])
             if self._num_hard_negatives is not None:
                 logits, labels = tfrs.layers.loss.HardNegativeMining(self._num_hard_negatives)(
@@ -288,20 +338,32 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
                 )
             loss = self._loss(y_true=labels, y_pred=logits, sample_weight=sample_weight)
         else:
-            loss_fn = ops.fused_retrieval_loss if self.jit_compile else ops.retrieval_loss
-            loss = loss_fn(
-                scores,
-                sample_weight,
-                self.sampled_loss,
-                self.num_items,
-                self.gbce_calibration,
-                **correction,
-            )
+            loss_args = (sample_weight, self.sampled_loss, self.num_items, self.gbce_calibration)
+            if diagnose:
+                loss_fn = (
+                    fused_retrieval_loss_with_statistics
+                    if self.jit_compile
+                    else retrieval_loss_with_statistics
+                )
+                loss, statistics = loss_fn(scores, segments, num_sources, *loss_args, **correction)
+            else:
+                loss_fn = ops.fused_retrieval_loss if self.jit_compile else ops.retrieval_loss
+                loss = loss_fn(scores, *loss_args, **correction)
             if compute_batch_metrics and self._batch_metrics:
                 logits = ops.corrected_logits(scores, **correction)
                 labels = tf.eye(num_queries, tf.shape(logits)[1])
 
         update_ops = [metric.update_state(loss) for metric in self._loss_metrics]
+        if statistics is not None:
+            given_ids = columns.ids
+            if given_ids is None and candidate_ids is not None:
+                given_ids = ops.to_int64_ids(candidate_ids, "candidate_ids")
+            distinct = distinct_counts(
+                columns, num_given, given_ids, self.negatives, row_ids, row_blocks or ()
+            )
+            update_ops.extend(
+                self._negative_diagnostics.update_state(statistics, distinct, self._temperature)
+            )
         if compute_metrics and query_embeddings.shape.rank == 2:
             # Unlike TFRS, only the positives' ids go to the metrics (extra candidate
             # rows would break FactorizedTopK), and metrics that take `query_ids`
@@ -341,7 +403,11 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         score_mask,
         num_given,
     ):
-        """Appends the mined `[B, M]` columns and extends every column-level input."""
+        """Appends the mined `[B, M]` columns and extends every column-level input.
+
+        Returns the extended `(scores, probabilities, column_excluded,
+        column_log_weight, score_mask)`, then the mined `[B, M]` ids and their blocks.
+        """
         query_ids = None if query_ids is None else ops.to_int64_ids(query_ids, "query_ids")
         raw_rows, row_ids, blocks = draw_row_columns(
             query_embeddings, per_row, positive_ids, query_ids, candidate_tower
@@ -367,6 +433,8 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             tf.concat([column_excluded, row_column_excluded], 0),
             tf.concat([column_log_weight, row_log_weight], 0),
             tf.concat([shared_mask, tf.logical_not(excluded)], 1),
+            row_ids,
+            blocks,
         )
 
     def _draws(self, num_given: tf.Tensor) -> tf.Tensor:
@@ -453,6 +521,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             gbce_calibration=self.gbce_calibration,
             temperature=self._temperature,
             jit_compile=self.jit_compile,
+            diagnostics=self.diagnostics,
             num_hard_negatives=self._num_hard_negatives,
         )
         for key in ("trainable", "dtype"):
