@@ -14,7 +14,7 @@ from tfrs_negatives.export.retrieval import (
     QUERY_INPUT,
     save_retrieval,
 )
-from tfrs_negatives.export.scann_index import SCANN_OPTIONS
+from tfrs_negatives.scann_config import SCANN_OPTIONS
 
 __all__ = [
     "EMPTY_INT_ID",

@@ -11,9 +11,10 @@ from typing import Any, Dict, Optional, Tuple
 
 from tfrs_negatives.export.atomic_write import write_atomically
 from tfrs_negatives.export.loading import import_scann_ops
-from tfrs_negatives.export.scann_index import ScaNNIndex, scann_defaults
+from tfrs_negatives.export.scann_index import ScaNNIndex
 from tfrs_negatives.negatives.catalogue import Catalogue
 from tfrs_negatives.ops.ids import fingerprint64
+from tfrs_negatives.scann_config import scann_options as resolve_scann_options
 
 import numpy as np
 import tensorflow as tf
@@ -80,14 +81,15 @@ def save_retrieval(
       candidate_embeddings: `[N, D]` precomputed candidate embeddings, instead.
       exclude: Add the `"exclude"` input.
       scann_options: For `index="scann"`, any of `SCANN_OPTIONS`. Defaults for `N`
-        candidates: `num_leaves=round(sqrt(N))` from 2,000 candidates, else 0 (below 2:
-        no tree partitioning),
-        `num_leaves_to_search=max(ceil(leaves/10), min(leaves, 10))`,
-        `num_reordering_candidates=max(100, 2k)` (exact re-scoring of the best ones;
-        raised to `k + E` per query when excluding), `dimensions_per_block=2`,
+        candidates are the package's one ScaNN configuration
+        (`tfrs_negatives.scann_config`, shared with `ScaNNMiner`):
+        `num_leaves=round(sqrt(N))` from 2,000 candidates, else 0 (no tree),
+        `num_leaves_to_search` a tenth of the leaves and at least enough to scan `40 k`
+        candidates, `num_reordering_candidates=max(100, 2k)` (exact re-scoring; raised
+        to `k + E` per query when excluding), `dimensions_per_block=1`,
         `anisotropic_quantization_threshold=0.2`, `training_iterations=12`,
-        `training_sample_size=100_000`, `training_threads=0` (all cores). Below 256
-        candidates ScaNN scores by brute force instead of asymmetric hashing.
+        `training_sample_size=100_000`, `training_threads=0` (ScaNN's default). Below
+        256 candidates ScaNN scores by brute force instead of asymmetric hashing.
       overwrite: Replace an existing `path`.
       input_signature: `tf.TensorSpec` or dict of them, when the query tower's input
         cannot be read from it (a layer or model never called on tensors).
@@ -120,7 +122,7 @@ def save_retrieval(
         raise ValueError(f"`k` ({k}) must not exceed the number of candidates ({n}).")
     if index == "scann":
         import_scann_ops()
-        options = scann_defaults(scann_options or {}, n, k)
+        options = resolve_scann_options(n, k, scann_options)
         layer = ScaNNIndex(k=k, **options)
     else:
         options = {}

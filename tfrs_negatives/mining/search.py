@@ -1,6 +1,8 @@
 """Nearest-neighbour search over candidate embeddings: exact (the reference) and ScaNN."""
 
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
+
+from tfrs_negatives.scann_config import configure_builder, reorder_candidates, scann_options
 
 import numpy as np
 import tensorflow as tf
@@ -66,17 +68,18 @@ class ScaNNSearch:
     """ScaNN (Guo et al. 2020) dot-product search: tree partitioning, anisotropic hashing,
     exact re-scoring of the best `reorder` candidates.
 
+    The configuration is the package's one (`tfrs_negatives.scann_config`, shared with
+    ScaNN exports); None arguments take its defaults for the `N` points and `k` of `build`.
+
     Args:
-      num_leaves: Partitions; default `~sqrt(N)` (at least 1; no tree below 2,000 items).
+      num_leaves: Partitions; default `round(sqrt(N))` (no tree below 2,000 items).
       leaves_to_search: Partitions searched per query; default a tenth of them, and
-        at least enough to scan about `40 k` points (measured: a tenth alone recalls
-        0.92 of the exact window at 10^5 items, k = 500).
+        at least enough to scan about `40 k` points.
       reorder: Candidates re-scored exactly; default `max(2k, 100)` at search time.
-      dimensions_per_block: Asymmetric-hashing block size (1: finer quantization;
-        window recall 0.96 vs 0.90 with 2 at 10^6 items, k = 500, for ~30% speed).
+      dimensions_per_block: Asymmetric-hashing block size (1: finer quantization).
       anisotropic_quantization_threshold: As in ScaNN.
       training_sample_size: Points used to train the tree and the quantizer.
-      threads: Threads for building and batched search (0: ScaNN's default).
+      threads: Threads for building (0: ScaNN's default).
     """
 
     def __init__(
@@ -99,6 +102,7 @@ class ScaNNSearch:
         self._searcher = None
         self._size = 0
         self._built_k = 0
+        self.options: Dict[str, Any] = {}  # the configuration of the last build
 
     @property
     def size(self) -> int:
@@ -110,24 +114,21 @@ class ScaNNSearch:
         database = np.ascontiguousarray(embeddings, np.float32)
         n = database.shape[0]
         k = min(int(k), n)
-        builder = scann.builder(database, k, "dot_product")
-        if self.threads:
-            builder = builder.set_n_training_threads(self.threads)
-        if n >= 2000:
-            leaves = self.num_leaves or max(1, int(round(np.sqrt(n))))
-            search = self.leaves_to_search or max(1, leaves // 10, -(-40 * k * leaves // n))
-            builder = builder.tree(
-                num_leaves=leaves,
-                num_leaves_to_search=min(search, leaves),
-                training_sample_size=min(self.training_sample_size, n),
-            )
-        builder = builder.score_ah(
-            self.dimensions_per_block,
-            anisotropic_quantization_threshold=self.anisotropic_quantization_threshold,
-            training_sample_size=min(self.training_sample_size, n),
+        self.options = scann_options(
+            n,
+            k,
+            {
+                "num_leaves": self.num_leaves,
+                "num_leaves_to_search": self.leaves_to_search,
+                "num_reordering_candidates": self.reorder,
+                "dimensions_per_block": self.dimensions_per_block,
+                "anisotropic_quantization_threshold": self.anisotropic_quantization_threshold,
+                "training_sample_size": self.training_sample_size,
+                "training_threads": self.threads,
+            },
         )
-        builder = builder.reorder(min(n, self.reorder or max(2 * k, 100)))
-        self._searcher = builder.build()
+        builder = scann.builder(database, k, "dot_product")
+        self._searcher = configure_builder(builder, self.options, n).build()
         self._size = n
         self._built_k = k
         return self
@@ -137,7 +138,7 @@ class ScaNNSearch:
         if self._searcher is None:
             raise RuntimeError("Call build(embeddings) before search.")
         k = min(int(k), self._size)
-        reorder = min(self._size, self.reorder or max(2 * k, 100))
+        reorder = max(k, reorder_candidates(k, self._size, self.reorder))
         indices, scores = self._searcher.search_batched_parallel(
             np.ascontiguousarray(queries, np.float32),
             final_num_neighbors=k,
