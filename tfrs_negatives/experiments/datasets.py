@@ -79,7 +79,7 @@ def load_interactions(
     dataset: str = "movielens/100k-ratings",
     movielens_dir: Optional[str] = None,
     synthetic: Optional[SyntheticConfig] = None,
-    reachable: Callable[[], bool] = host_reachable,
+    reachable: Optional[Callable[[], bool]] = None,
 ) -> Interactions:
     """Loads the interactions of `dataset`, falling back to the synthetic log offline.
 
@@ -89,7 +89,7 @@ def load_interactions(
       movielens_dir: An unzipped GroupLens folder; used instead of tfds.
       synthetic: Shape of the synthetic log (when asked for or as the fallback);
         None: `SyntheticConfig()`.
-      reachable: Whether tfds' download host answers (a test seam).
+      reachable: Whether tfds' download host answers; None: `host_reachable`.
 
     Returns:
       The `Interactions`; `notice` is set when the synthetic log replaced MovieLens.
@@ -118,7 +118,7 @@ def load_interactions(
         )
     except Exception:  # noqa: BLE001 - not prepared: try a download below
         pass
-    if not reachable():
+    if not (reachable or host_reachable)():
         why = f"{dataset} is not in the tfds data folder and files.grouplens.org cannot be reached."
         return _synthetic(synthetic, f"{why} {GET_MOVIELENS} Running on synthetic data instead.")
     try:

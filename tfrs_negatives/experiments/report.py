@@ -102,18 +102,19 @@ def draw(path: str, results: Dict[str, RunResult], k: int, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
-    for name, r in results.items():
+    markers = "osD^v<>px*"
+    for i, (name, r) in enumerate(results.items()):
+        color = f"C{i % 10}"
         groups = np.arange(1, len(r.recall_by_group) + 1)
-        left.plot(groups, r.recall_by_group, marker="o", label=name)
+        left.plot(groups, r.recall_by_group, marker="o", color=color, label=name)
+        head, tail = r.metrics.get(f"head_recall@{k}"), r.metrics.get(f"tail_recall@{k}")
+        right.scatter([head], [tail], s=60, color=color, marker=markers[i % 10], label=name)
     left.set_xlabel("item popularity group (1 = most popular tenth of items)")
     left.set_ylabel(f"recall@{k}")
     left.set_title(f"recall@{k} by item popularity")
     left.legend(fontsize=8)
     left.grid(alpha=0.3)
-    for name, r in results.items():
-        head, tail = r.metrics.get(f"head_recall@{k}"), r.metrics.get(f"tail_recall@{k}")
-        right.scatter([head], [tail], s=40)
-        right.annotate(name, (head, tail), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    right.legend(fontsize=8)
     right.set_xlabel(f"head recall@{k} (items holding half the training interactions)")
     right.set_ylabel(f"tail recall@{k}")
     right.set_title("head vs tail")
@@ -146,11 +147,15 @@ def diagnose(results: Dict[str, RunResult], k: int) -> List[str]:
     if not ranked:
         return ["No strategy produced a finite recall."]
     best = ranked[0]
-    line = f"Best {overall}: {best} ({_metric(results, best, overall):.3f})"
+    top = _metric(results, best, overall)
+    line = f"Best {overall}: {best} ({top:.3f})"
     if len(ranked) > 1:
         second = ranked[1]
-        gap = _metric(results, best, overall) - _metric(results, second, overall)
-        line += f", {gap:.3f} ahead of {second}"
+        runner_up = _metric(results, second, overall)
+        if top - runner_up < 0.0005:
+            line += f", level with {second} ({top:.4f} vs {runner_up:.4f})"
+        else:
+            line += f", {top - runner_up:.3f} ahead of {second}"
     lines.append(line + ".")
     for key, label in ((tail, "tail"), (head, "head")):
         scored = [n for n in results if _metric(results, n, key) is not None]

@@ -180,7 +180,13 @@ def _mined(split: Split, count: int, window: Tuple[int, int], options: StrategyO
     table = HardNegativeTable(split.items, miner.window)
     known = KnownPositives(split.train_users, split.train_items)
     source = negatives.Mined(
-        table, split.items, count=count, side="item", known_positives=known, seed=options.seed + 1
+        table,
+        split.items,
+        count=count,
+        side="item",
+        known_positives=known,
+        seed=options.seed + 1,
+        name="mined",
     )
     return Mining(source, table, miner)
 
@@ -198,7 +204,7 @@ def make_strategy(name: str, split: Split, options: StrategyOptions) -> Strategy
     if name == "inbatch":
         return Strategy(name, tfrs.tasks.Retrieval(), None, {"inbatch": -1})
     if name == "full_softmax":
-        task = CorrectedRetrieval(negatives=[negatives.FullCatalogue(items)])
+        task = CorrectedRetrieval(negatives=[negatives.FullCatalogue(items, name="full_catalogue")])
         return Strategy(name, task, None, {"full_catalogue": len(items)})
     if name == "mix":
         if options.mix is None:
@@ -222,9 +228,11 @@ def make_strategy(name: str, split: Split, options: StrategyOptions) -> Strategy
             )
     sources: list = []
     if "inbatch" in counts:
-        sources.append(negatives.InBatch())
+        sources.append(negatives.InBatch(name="in_batch"))
     if "uniform" in counts:
-        sources.append(negatives.Uniform(items, count=counts["uniform"], seed=options.seed))
+        sources.append(
+            negatives.Uniform(items, count=counts["uniform"], seed=options.seed, name="uniform")
+        )
     if "popularity" in counts:
         sources.append(
             negatives.Popularity(
@@ -234,6 +242,7 @@ def make_strategy(name: str, split: Split, options: StrategyOptions) -> Strategy
                 # + 1: items seen only in the test split must stay drawable.
                 counts=split.train_counts.astype(np.float64) + 1.0,
                 seed=options.seed,
+                name="popularity",
             )
         )
     mining = None
