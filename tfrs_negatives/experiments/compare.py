@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from tfrs_negatives.experiments.datasets import load_interactions
 from tfrs_negatives.experiments.report import (
     diagnose,
+    diagnostics_rows,
     draw,
     format_table,
     table_rows,
@@ -242,6 +243,10 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, RunResult]:
     print()
     print(f"{label}, {args.epochs} epochs, batch {args.batch_size}, {elapsed:.0f} s in all")
     print(format_table(rows))
+    negative_rows = diagnostics_rows(results)
+    if negative_rows:
+        print("\nNegatives (last epoch, per step):")
+        print(format_table(negative_rows))
     print("\nDiagnosis:")
     for line in diagnosis:
         print(f"- {line}")

@@ -62,6 +62,31 @@ def format_table(rows: List[List[str]]) -> str:
     return "\n".join(lines)
 
 
+def diagnostics_rows(results: Dict[str, RunResult]) -> List[List[str]]:
+    """The negative-diagnostics table (last epoch means), header first; [] without any.
+
+    Columns: strategy, source, share of the negatives' softmax mass (the source's
+    mass over all negatives' mass), mean score gap positive - negative, share of
+    the source's entries masked, distinct candidates per step.
+    """
+    rows = [["strategy", "source", "mass share", "score gap", "masked", "distinct/step"]]
+    for name, result in results.items():
+        sources = {k: v for k, v in result.diagnostics.items() if k != "positive"}
+        total = sum(v.get("mass", 0.0) for v in sources.values()) or float("nan")
+        for source, stats in sources.items():
+            rows.append(
+                [
+                    name,
+                    source,
+                    f"{stats.get('mass', float('nan')) / total:.1%}",
+                    f"{stats.get('gap', float('nan')):.2f}",
+                    f"{stats.get('masked', float('nan')):.1%}",
+                    f"{stats.get('distinct', float('nan')):.0f}",
+                ]
+            )
+    return rows if len(rows) > 1 else []
+
+
 def write_json(path: str, header: dict, results: Dict[str, RunResult], diagnosis: List[str]):
     """Writes the header, every strategy's metrics, groups, logs and counts, and the diagnosis."""
     body = {
@@ -72,6 +97,7 @@ def write_json(path: str, header: dict, results: Dict[str, RunResult], diagnosis
                 "recall_by_popularity_group": r.recall_by_group,
                 "negatives_per_source": r.counts,
                 "last_epoch_logs": r.logs,
+                "negative_diagnostics": r.diagnostics,
             }
             for name, r in results.items()
         },
@@ -202,6 +228,7 @@ def diagnose(results: Dict[str, RunResult], k: int) -> List[str]:
             d_tail = (_metric(results, name, tail) or 0.0) - (_metric(results, base, tail) or 0.0)
             text += f"; against {base}: {overall} {d_all:+.3f}, tail {d_tail:+.3f}"
         lines.append(text + ".")
+    lines += _diagnostics_findings(results)
     steps = {n: _metric(results, n, "step_ms") for n in results}
     steps = {n: v for n, v in steps.items() if v is not None and v > 0}
     if len(steps) > 1:
@@ -211,4 +238,30 @@ def diagnose(results: Dict[str, RunResult], k: int) -> List[str]:
             f"Step time: {slow} costs {steps[slow] / steps[fast]:.2f}x the step of {fast} "
             f"({steps[slow]:.0f} vs {steps[fast]:.0f} ms)."
         )
+    return lines
+
+
+def _diagnostics_findings(results: Dict[str, RunResult]) -> List[str]:
+    """Per strategy with several negative sources: who carries the gradient, who is hardest."""
+    lines = []
+    for name, result in results.items():
+        sources = {k: v for k, v in result.diagnostics.items() if k != "positive"}
+        masses = {k: v.get("mass", float("nan")) for k, v in sources.items()}
+        masses = {k: m for k, m in masses.items() if math.isfinite(m)}
+        if len(masses) < 2 or sum(masses.values()) <= 0:
+            continue
+        total = sum(masses.values())
+        order = sorted(masses, key=masses.get, reverse=True)
+        shares = ", ".join(f"{k} {masses[k] / total:.1%}" for k in order)
+        text = f"{name}: share of the negatives' softmax mass (gradient signal): {shares}"
+        gaps = {k: v.get("gap", float("nan")) for k, v in sources.items()}
+        gaps = {k: g for k, g in gaps.items() if math.isfinite(g)}
+        if len(gaps) > 1:
+            hardest = min(gaps, key=gaps.get)
+            rest = ", ".join(f"{k} {g:.2f}" for k, g in gaps.items() if k != hardest)
+            text += (
+                f"; hardest negatives: {hardest} (score gap to the positive "
+                f"{gaps[hardest]:.2f}; {rest})"
+            )
+        lines.append(text + ".")
     return lines

@@ -15,6 +15,7 @@ from tfrs_negatives.evaluation import (
 from tfrs_negatives.experiments.model import TwoTowerModel, build, set_tower_weights, tower_weights
 from tfrs_negatives.experiments.splits import Split
 from tfrs_negatives.experiments.strategies import Strategy, warmup_schedule
+from tfrs_negatives.metrics import negative_diagnostics_from_logs
 from tfrs_negatives.mining import KnownPositives, false_negative_rate_by_rank
 
 import numpy as np
@@ -82,12 +83,15 @@ class RunResult:
       recall_by_group: `[num_groups]` recall@max(k) by popularity group (0 = most popular).
       logs: The last epoch's Keras logs (loss and diagnostics metrics).
       counts: Negatives per source (-1: the batch's other positives).
+      diagnostics: The last epoch's negative diagnostics, `{source: {statistic:
+        value}}` (`tfrs_negatives.metrics.negative_diagnostics_from_logs`).
     """
 
     metrics: Dict[str, float]
     recall_by_group: List[float]
     logs: Dict[str, float] = field(default_factory=dict)
     counts: Dict[str, int] = field(default_factory=dict)
+    diagnostics: Dict[str, Dict[str, float]] = field(default_factory=dict)
 
 
 def train_and_evaluate(
@@ -150,7 +154,13 @@ def train_and_evaluate(
     if strategy.mining is not None:
         metrics.update(_mining_metrics(strategy, split, refresh))
     return (
-        RunResult(metrics, [float(v) for v in by_group], logs, strategy.counts),
+        RunResult(
+            metrics,
+            [float(v) for v in by_group],
+            logs,
+            strategy.counts,
+            negative_diagnostics_from_logs(logs),
+        ),
         start_weights,
         model,
     )
