@@ -98,6 +98,7 @@ from movielens_logq import (  # noqa: E402
     add_common_flags,
     build,
     chosen_strategies,
+    export_and_query,
     main,
     prepare_split,
     print_table,
@@ -303,6 +304,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
     train = training_batches(train_users, train_titles, args.batch_size, args.seed)
     results: Dict[str, Dict[str, float]] = {}
     details: Dict[str, Dict[str, Any]] = {}
+    models: Dict[str, Any] = {}
     initial: Optional[List[np.ndarray]] = None
     for strategy in strategies:
         tf.keras.utils.set_random_seed(args.seed)
@@ -383,6 +385,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
                 "mined_for_false_negative_rate": rate["mined"],
             }
         results[strategy] = row
+        models[strategy] = model
     print_table(results, ks)
     print_mining(results, details)
     if args.output_json:
@@ -404,6 +407,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
             },
             results,
         )
+    export_and_query(args, results, models, test_users, titles)  # the best run, served
     return results
 
 

@@ -37,6 +37,7 @@ from tfrs_negatives.experiments import (  # noqa: F401 - also the other examples
     training_batches,
 )
 from tfrs_negatives.experiments.datasets import rating_pairs
+from tfrs_negatives.experiments.serving import add_export_flags, export_and_query
 
 import numpy as np
 import tensorflow as tf
@@ -83,6 +84,7 @@ def add_common_flags(
     parser.add_argument("--ks", default="10,50,100")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output_json", default=None)
+    add_export_flags(parser)  # --export_dir, --export_index: see export_and_query
 
 
 def chosen_strategies(
@@ -153,9 +155,12 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
 
     train = training_batches(train_users, train_titles, args.batch_size, args.seed)
     results: Dict[str, Dict[str, float]] = {}
+    models: Dict[str, tf.keras.Model] = {}
     for strategy in strategies:
         tf.keras.utils.set_random_seed(args.seed)
-        model = MovielensModel(users, titles, make_task(strategy, train_titles), args.embedding_dim)
+        model = models[strategy] = MovielensModel(
+            users, titles, make_task(strategy, train_titles), args.embedding_dim
+        )
         model.compile(optimizer=tf.keras.optimizers.Adagrad(args.learning_rate))
         start = time.perf_counter()
         model.fit(train, epochs=args.epochs, verbose=0)
@@ -169,6 +174,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
     print_table(results, ks)
     if args.output_json:
         write_json(args.output_json, {"source": source}, results)
+    export_and_query(args, results, models, test_users, titles)  # the best run, served
     return results
 
 

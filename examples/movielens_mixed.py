@@ -47,6 +47,7 @@ from movielens_logq import (  # noqa: E402
     add_common_flags,
     build,
     chosen_strategies,
+    export_and_query,
     main,
     prepare_split,
     print_table,
@@ -178,12 +179,13 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
     train = training_batches(train_users, train_titles, args.batch_size, args.seed)
     results: Dict[str, Dict[str, float]] = {}
     initial: Optional[List[np.ndarray]] = None
+    models: Dict[str, tf.keras.Model] = {}
     for strategy in strategies:
         tf.keras.utils.set_random_seed(args.seed)
         task = make_task(
             strategy, titles, train_counts, args.num_negatives, jit_compile=args.jit_compile
         )
-        model = MixedNegativesModel(users, titles, task, args.embedding_dim)
+        model = models[strategy] = MixedNegativesModel(users, titles, task, args.embedding_dim)
         build(model, users, titles)
         if initial is None:
             initial = tower_weights(model)
@@ -214,6 +216,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
             },
             results,
         )
+    export_and_query(args, results, models, test_users, titles)  # the best run, served
     return results
 
 

@@ -50,7 +50,7 @@ def num_titles(mock_dataset):
 
 def _run(example, dataset, flags):
     with tfds.testing.mock_data(as_dataset_fn=lambda *args, **kwargs: dataset):
-        return example.run(flags)
+        return example.run(["--export_dir=", *flags])  # a later --export_dir wins
 
 
 def test_every_strategy_end_to_end_on_mock_tfds(example, mock_dataset, num_titles, tmp_path):

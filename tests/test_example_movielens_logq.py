@@ -3,6 +3,9 @@
 import json
 import pathlib
 
+from tfrs_negatives.experiments.serving import best_run, parse_table
+from tfrs_negatives.export import load_retrieval
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -39,7 +42,17 @@ def test_runs_end_to_end_on_mock_tfds(example, tmp_path):
     dataset = _mock_ratings_with_repeats()
     with tfds.testing.mock_data(as_dataset_fn=lambda *args, **kwargs: dataset):
         results = example.run(
-            ["--epochs", "2", "--batch_size", "64", "--ks", "1,10,20", "--output_json", str(out)]
+            [
+                "--epochs",
+                "2",
+                "--batch_size",
+                "64",
+                "--ks",
+                "1,10,20",
+                "--output_json",
+                str(out),
+                "--export_dir=",
+            ]
         )
     saved = json.loads(out.read_text())
     assert saved["source"] == "tfds:movielens/100k-ratings"
@@ -70,9 +83,41 @@ def test_recall_at_catalogue_size_is_one(example):
                 "logq_streaming",
                 "--ks",
                 f"1,{len(titles)}",
+                "--export_dir=",
             ]
         )
     assert results["logq_streaming"][f"recall@{len(titles)}"] == 1.0
+
+
+def test_ends_by_exporting_the_best_run_and_querying_it_in_a_new_process(example, tmp_path, capsys):
+    export = tmp_path / "export"
+    dataset = _mock_ratings_with_repeats()
+    titles = {x["movie_title"].decode() for x in dataset.as_numpy_iterator()}
+    with tfds.testing.mock_data(as_dataset_fn=lambda *args, **kwargs: dataset):
+        results = example.run(
+            [
+                "--epochs",
+                "1",
+                "--batch_size",
+                "64",
+                "--ks",
+                "1,10",
+                "--strategies",
+                "plain,logq_exact",
+                "--export_dir",
+                str(export),
+            ]
+        )
+    printed = capsys.readouterr().out
+    assert f"exported run {best_run(results)!r} (exact index) to {export}" in printed
+    top = parse_table(printed.split("(python -m tfrs_negatives.export.query):")[1])
+    assert len(top) == 3  # three users, ten titles each, all from the catalogue
+    assert all(len(ids) == 10 and set(ids) <= titles for ids in top.values())
+    # The export loads here too, and the new process printed this model's answers.
+    model = load_retrieval(str(export))
+    assert model.metadata["index"] == "exact" and model.metadata["k"] == 10
+    got = model.signatures["serving_default"](query=tf.constant(list(top)))["ids"].numpy()
+    assert [[i.decode() for i in row] for row in got] == list(top.values())
 
 
 def test_bad_flags_exit_with_message(example, capsys):

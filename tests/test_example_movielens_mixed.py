@@ -5,6 +5,8 @@ import math
 import pathlib
 
 import tfrs_negatives as tfn
+from tfrs_negatives.experiments.serving import parse_table
+from tfrs_negatives.export import load_retrieval
 
 import numpy as np
 import pytest
@@ -31,7 +33,7 @@ def mock_dataset():
 
 def _run(example, dataset, flags):
     with tfds.testing.mock_data(as_dataset_fn=lambda *args, **kwargs: dataset):
-        return example.run(flags)
+        return example.run(["--export_dir=", *flags])  # a later --export_dir wins
 
 
 def test_runs_every_mix_end_to_end_on_mock_tfds(example, mock_dataset, tmp_path):
@@ -95,6 +97,19 @@ def test_every_mix_starts_from_the_same_weights(example, mock_dataset, tmp_path)
         for key in first:
             if key != "final_loss":
                 assert row[key] == first[key], key
+
+
+def test_scann_export_of_the_best_mix_is_queried(example, mock_dataset, tmp_path, capsys):
+    pytest.importorskip("scann")
+    export = tmp_path / "export"
+    flags = ["--epochs", "1", "--num_negatives", "8", "--ks", "1,10"]
+    flags += ["--strategies", "inbatch_logq,inbatch+uniform"]
+    _run(example, mock_dataset, [*flags, "--export_dir", str(export), "--export_index", "scann"])
+    printed = capsys.readouterr().out
+    assert "(scann index)" in printed
+    top = parse_table(printed.split("(python -m tfrs_negatives.export.query):")[1])
+    assert len(top) == 3 and all(len(ids) == 10 for ids in top.values())
+    assert load_retrieval(str(export)).metadata["requires_scann"]
 
 
 def test_tasks_use_the_named_sources(example):
