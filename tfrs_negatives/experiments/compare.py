@@ -175,6 +175,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, RunResult]:
         hardest_window=_window(args.hardest_window, "--hardest_window"),
         miner=args.miner,
         mix=mix,
+        progress=not args.quiet,
     )
     output_dir = _output_dir(args.output_dir)
     synthetic = SyntheticConfig(

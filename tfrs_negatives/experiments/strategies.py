@@ -56,6 +56,7 @@ class StrategyOptions:
       miner: "brute" (exact) or "scann".
       mix: Source shares of the `mix` strategy.
       seed: Seed of the samplers.
+      progress: Progress bars while the miners index and mine.
     """
 
     num_negatives: int = 1024
@@ -66,6 +67,7 @@ class StrategyOptions:
     miner: str = "brute"
     mix: Optional[Dict[str, float]] = None
     seed: int = 0
+    progress: bool = False
 
 
 @dataclasses.dataclass
@@ -157,11 +159,11 @@ def warmup_schedule(
     return points
 
 
-def _miner(kind: str, items: np.ndarray, window: Tuple[int, int]):
+def _miner(kind: str, items: np.ndarray, window: Tuple[int, int], progress: bool):
     if kind == "brute":
-        return BruteForceMiner(items, min_rank=window[0], max_rank=window[1])
+        return BruteForceMiner(items, min_rank=window[0], max_rank=window[1], progress=progress)
     if kind == "scann":
-        return ScaNNMiner(items, min_rank=window[0], max_rank=window[1])
+        return ScaNNMiner(items, min_rank=window[0], max_rank=window[1], progress=progress)
     raise ValueError(f"--miner: unknown {kind!r}; choose from {list(MINERS)}")
 
 
@@ -176,7 +178,7 @@ def _mined(split: Split, count: int, window: Tuple[int, int], options: StrategyO
             f"{count} mined negatives per example do not fit the window [{lo}, {hi}) of "
             f"{hi - lo} ranks: lower the count (or the mix's hard share) or widen --hard_window"
         )
-    miner = _miner(options.miner, split.items, window)
+    miner = _miner(options.miner, split.items, window, options.progress)
     table = HardNegativeTable(split.items, miner.window)
     known = KnownPositives(split.train_users, split.train_items)
     source = negatives.Mined(
