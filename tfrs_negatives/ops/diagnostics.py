@@ -2,14 +2,20 @@
 
 Every column of the `[B, N]` logit matrix belongs to one negative source (the batch's
 candidates, a sampled source's draws, a mined source's per-row columns) or to none.
-`negative_statistics` reduces the matrix over its rows first (one pass, fusable with
-the loss under XLA), then sums the `[N]` column totals by source: `O(B N)` elementwise
-work and `O(N S)` for `S` sources, no `[B, N, S]` tensor.
+`negative_statistics` reduces the matrix over its rows first, then sums the `[N]`
+column totals by source: `O(B N)` elementwise work and `O(N S)` for `S` sources.
+
+A training step makes only a few passes over `[B, N]` (the scores, the loss and its
+gradient, the two backward matmuls), so measuring every row would cost about a tenth
+of a step. `retrieval_statistics` measures every `row_stride`-th row (rows `0, s, 2s,
+...`): about `1 / s` of a pass, whatever the batch size. It rebuilds those rows'
+corrected logits itself (`rows_logits`) and leaves the loss's computation untouched.
 """
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Tuple
 
-from tfrs_negatives.ops.masking import own_column_mask
+from tfrs_negatives.ops.logq import clipped_log_probability
+from tfrs_negatives.ops.masking import apply_mask, own_column_mask
 
 import tensorflow as tf
 
@@ -43,42 +49,46 @@ def negative_statistics(
     excluded: Optional[tf.Tensor],
     segments: tf.Tensor,
     num_segments: int,
+    own: Optional[tf.Tensor] = None,
 ) -> NegativeStatistics:
     """Softmax mass, score gap and masked share of each source's columns.
 
-    With `p = softmax(logits)` by row and `own = (i == j)`, for source `s` with
-    columns `C_s`, over the `B` rows:
+    With `p = softmax(logits)` by row and `own = (i == j)` (row `i`'s positive
+    entry), for source `s` with columns `C_s`, over the `B` rows:
 
-    * `mass_s = (1/B) sum_i sum_{j in C_s, j != i} p_ij`;
-    * `masked_s = #{(i, j): j in C_s, j != i, excluded_ij} / #{(i, j): j in C_s, j != i}`;
-    * `gap_s = mean over unmasked (i, j), j in C_s, j != i, of scores_ii - scores_ij`;
-    * `positive_mass = (1/B) sum_i p_ii`.
+    * `mass_s = (1/B) sum_i sum_{j in C_s, not own_ij} p_ij`;
+    * `masked_s = #{(i, j): j in C_s, not own_ij, excluded_ij} / #{(i, j): j in C_s,
+      not own_ij}`;
+    * `gap_s = mean over unmasked (i, j), j in C_s, not own_ij, of
+      s_i(positive) - s_ij`;
+    * `positive_mass = (1/B) sum_i p_i(positive)`.
 
     Args:
       scores: `[B, N]` float32 scores the gap is measured on (e.g. before the
-        correction); row `i`'s positive is column `i`.
+        correction).
       logits: `[B, N]` float32 corrected and masked logits the softmax is taken of.
       excluded: Optional `[B, N]` boolean mask of the masked entries (None: none).
       segments: `[N]` int32 source index of each column in `[0, num_segments)`;
         negative for a column of no source (it then counts for no source).
       num_segments: Number of sources `S` (static).
+      own: Optional `[B, N]` boolean, True at each row's positive (one per row);
+        default: the diagonal (row `i`'s positive in column `i`).
 
     Returns:
       A `NegativeStatistics` of float32 tensors.
     """
     logits = tf.cast(logits, tf.float32)
     scores = tf.cast(scores, tf.float32)
-    rows = tf.shape(logits)[0]
-    num_rows = tf.cast(rows, tf.float32)
-    own = own_column_mask(logits)
+    num_rows = tf.cast(tf.shape(logits)[0], tf.float32)
+    own = own_column_mask(logits) if own is None else own
     p = tf.exp(logits - tf.reduce_logsumexp(logits, axis=1, keepdims=True))
     zeros = tf.zeros_like(p)
     negative_p = tf.reduce_sum(tf.where(own, zeros, p), axis=0)  # [N]
     positive_mass = tf.reduce_sum(tf.where(own, p, zeros)) / num_rows
-    # Own entries: one per column j < B.
-    own_count = tf.cast(tf.range(tf.shape(logits)[1]) < rows, tf.float32)
+    own_count = tf.reduce_sum(tf.cast(own, tf.float32), axis=0)
     entries = num_rows - own_count  # [N]
-    difference = tf.linalg.diag_part(scores)[:, None] - scores
+    positive = tf.reduce_sum(tf.where(own, scores, zeros), axis=1)
+    difference = positive[:, None] - scores
     if excluded is None:
         masked = tf.zeros_like(entries)
         gap = tf.reduce_sum(tf.where(own, zeros, difference), axis=0)
@@ -98,3 +108,137 @@ def negative_statistics(
         entries=entries,
         positive_mass=positive_mass,
     )
+
+
+def diagnostic_rows(num_rows: tf.Tensor, row_stride: int) -> tf.Tensor:
+    """`[ceil(B / s)]` int32 rows `0, s, 2s, ...` of a batch of `B` rows (`s = row_stride`)."""
+    return tf.range(0, tf.cast(num_rows, tf.int32), row_stride)
+
+
+def rows_logits(
+    scores: tf.Tensor,
+    rows: tf.Tensor,
+    probabilities: Optional[tf.Tensor] = None,
+    correction: str = "logq",
+    clip_min: float = 1e-6,
+    strength: float = 1.0,
+    positive_ids: Optional[tf.Tensor] = None,
+    candidate_ids: Optional[tf.Tensor] = None,
+    column_excluded: Optional[tf.Tensor] = None,
+    column_log_weight: Optional[tf.Tensor] = None,
+    score_mask: Optional[tf.Tensor] = None,
+) -> Tuple[tf.Tensor, tf.Tensor, Optional[tf.Tensor], tf.Tensor]:
+    """`corrected_logits` and `exclusion_mask` of some rows of the batch only.
+
+    Row `k` of the result is batch row `rows[k]`, whose positive is column `rows[k]`
+    (not `k`), so `tfrs_negatives.ops.corrected_logits` (which finds positives on the
+    diagonal) cannot take the selected rows as they are; this computes the same
+    corrections and masks for them: the log-Q correction (`"logq"`, or
+    `"positive_uncorrected"`), the per-column log-weights of negatives, accidental
+    hits, excluded columns and `score_mask`.
+
+    Args:
+      scores: `[B, N]` float32 scores of the whole batch.
+      rows: `[R]` int32 rows to compute.
+      probabilities, correction, clip_min, strength, positive_ids, candidate_ids,
+        column_excluded, column_log_weight, score_mask: As `corrected_logits`, for
+        the whole batch.
+
+    Returns:
+      `(scores [R, N], logits [R, N], excluded [R, N] bool or None, own [R, N] bool)`:
+      the rows' scores, their corrected and masked logits, their masked entries,
+      and their positives' entries.
+    """
+    scores = tf.gather(scores, rows)
+    own = tf.equal(rows[:, None], tf.range(tf.shape(scores)[1])[None, :])
+    logits = scores
+    if probabilities is not None:
+        log_q = clipped_log_probability(probabilities, clip_min)[None, :]
+        if correction == "logq":
+            logits = logits - strength * log_q
+        elif correction == "positive_uncorrected":
+            q_positive = tf.gather(tf.cast(probabilities, tf.float32), rows)
+            log_rest = tf.math.log(tf.clip_by_value(1.0 - q_positive, clip_min, 1.0))
+            logits = tf.where(own, logits, logits - strength * (log_q - log_rest[:, None]))
+        else:
+            raise ValueError(
+                f"`correction` must be 'logq' or 'positive_uncorrected', got {correction!r}."
+            )
+    if column_log_weight is not None:
+        logits = tf.where(own, logits, logits + column_log_weight[None, :])
+    parts = []
+    if positive_ids is not None:
+        hits = tf.equal(tf.gather(positive_ids, rows)[:, None], candidate_ids[None, :])
+        extra = tf.shape(scores)[1] - tf.shape(candidate_ids)[0]  # per-row columns
+        parts.append(tf.logical_and(tf.pad(hits, [[0, 0], [0, extra]]), tf.logical_not(own)))
+    if column_excluded is not None:
+        parts.append(tf.logical_and(column_excluded[None, :], tf.logical_not(own)))
+    if score_mask is not None:
+        parts.append(tf.logical_not(tf.gather(score_mask, rows)))
+    excluded = None
+    for part in parts:
+        excluded = part if excluded is None else tf.logical_or(excluded, part)
+    if excluded is not None:
+        logits = apply_mask(logits, excluded)
+    return scores, logits, excluded, own
+
+
+def retrieval_statistics(
+    scores: tf.Tensor,
+    segments: tf.Tensor,
+    num_segments: int,
+    row_stride: int = 1,
+    jit_compile: bool = False,
+    probabilities: Optional[tf.Tensor] = None,
+    correction: str = "logq",
+    clip_min: float = 1e-6,
+    strength: float = 1.0,
+    positive_ids: Optional[tf.Tensor] = None,
+    candidate_ids: Optional[tf.Tensor] = None,
+    column_excluded: Optional[tf.Tensor] = None,
+    column_log_weight: Optional[tf.Tensor] = None,
+    score_mask: Optional[tf.Tensor] = None,
+) -> NegativeStatistics:
+    """`negative_statistics` of the logits `retrieval_loss` takes, on every `row_stride`-th row.
+
+    Takes the arguments of `tfrs_negatives.ops.corrected_logits` (as the loss does),
+    selects `diagnostic_rows`, builds the corrected, masked logits of those rows only
+    (`rows_logits`) and measures them. Gaps are measured on `scores`.
+
+    Args:
+      scores: `[B, N]` float32 logits before correction; row `i`'s positive is column `i`.
+      segments: `[N]` int32 source of each column (negative: none).
+      num_segments: Number of sources (static).
+      row_stride: Measure rows `0, s, 2s, ...` (`s = row_stride`); 1: every row.
+      jit_compile: Compute it as one XLA computation.
+      probabilities, correction, clip_min, strength, positive_ids, candidate_ids,
+        column_excluded, column_log_weight, score_mask: As `corrected_logits`.
+
+    Returns:
+      A `NegativeStatistics` (no gradient flows through it).
+    """
+    function = _compiled_statistics if jit_compile else _statistics
+    return function(
+        tf.stop_gradient(tf.cast(scores, tf.float32)),
+        segments,
+        num_segments,
+        int(row_stride),
+        probabilities,
+        correction,
+        clip_min,
+        strength,
+        positive_ids,
+        candidate_ids,
+        column_excluded,
+        column_log_weight,
+        score_mask,
+    )
+
+
+def _statistics(scores, segments, num_segments, row_stride, *args) -> NegativeStatistics:
+    rows = diagnostic_rows(tf.shape(scores)[0], row_stride)
+    scores, logits, excluded, own = rows_logits(scores, rows, *args)
+    return negative_statistics(scores, logits, excluded, segments, num_segments, own)
+
+
+_compiled_statistics = tf.function(_statistics, jit_compile=True)

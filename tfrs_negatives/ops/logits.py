@@ -1,9 +1,7 @@
 """Corrected retrieval logits and the losses on them, fusable into one XLA computation."""
 
-import inspect
-from typing import Optional, Tuple
+from typing import Optional
 
-from tfrs_negatives.ops.diagnostics import NegativeStatistics, negative_statistics
 from tfrs_negatives.ops.logq import logq_correction, logq_correction_positive_uncorrected
 from tfrs_negatives.ops.losses import bce_loss, bpr_loss, gbce_beta, softmax_cross_entropy
 from tfrs_negatives.ops.masking import accidental_hit_mask, apply_mask, own_column_mask
@@ -192,87 +190,3 @@ def fused_retrieval_loss(scores: tf.Tensor, *args, **kwargs) -> tf.Tensor:
         return loss, lambda upstream: upstream * gradient
 
     return run(scores)
-
-
-def retrieval_loss_with_statistics(
-    scores: tf.Tensor, segments: tf.Tensor, num_segments: int, *args, **kwargs
-) -> Tuple[tf.Tensor, NegativeStatistics]:
-    """`retrieval_loss` and the per-source `negative_statistics` of its logits.
-
-    The loss is computed exactly as by `retrieval_loss`; the statistics take the
-    softmax of the same corrected, masked logits and measure score gaps on `scores`.
-
-    Args:
-      scores: `[B, N]` float32 logits; row `i`'s positive is column `i`.
-      segments: `[N]` int32 source of each column (negative: none); see
-        `tfrs_negatives.ops.diagnostics.negative_statistics`.
-      num_segments: Number of sources (static).
-      *args, **kwargs: As `retrieval_loss`.
-
-    Returns:
-      `(loss, statistics)`: scalar float32 loss and a `NegativeStatistics`.
-    """
-    loss = retrieval_loss(scores, *args, **kwargs)
-    return loss, _statistics(scores, segments, num_segments, *args, **kwargs)
-
-
-def _statistics(scores, segments, num_segments, *args, **kwargs) -> NegativeStatistics:
-    """`negative_statistics` of the logits `retrieval_loss(scores, *args, **kwargs)` sees."""
-    bound = inspect.signature(retrieval_loss).bind(scores, *args, **kwargs)
-    bound.apply_defaults()
-    a = bound.arguments
-    masks = (a["positive_ids"], a["candidate_ids"], a["column_excluded"])
-    logits = corrected_logits(
-        scores,
-        a["probabilities"],
-        a["correction"],
-        a["clip_min"],
-        a["strength"],
-        *masks,
-        a["column_log_weight"],
-        a["score_mask"],
-    )
-    excluded = exclusion_mask(scores, *masks, a["score_mask"])
-    return negative_statistics(scores, logits, excluded, segments, num_segments)
-
-
-@tf.function(jit_compile=True)
-def _loss_gradient_and_statistics(scores, segments, num_segments, *args, **kwargs):
-    """`_loss_and_gradient` and the statistics of the same logits, in one XLA computation."""
-    with tf.GradientTape() as tape:
-        tape.watch(scores)
-        loss = retrieval_loss(scores, *args, **kwargs)
-    gradient = tape.gradient(loss, scores)
-    return loss, gradient, _statistics(scores, segments, num_segments, *args, **kwargs)
-
-
-def fused_retrieval_loss_with_statistics(
-    scores: tf.Tensor, segments: tf.Tensor, num_segments: int, *args, **kwargs
-) -> Tuple[tf.Tensor, NegativeStatistics]:
-    """`fused_retrieval_loss` that also returns `negative_statistics`, from the same XLA call.
-
-    The statistics are computed inside the compiled loss-and-gradient function from
-    the logits it already builds (XLA fuses their row reductions with the loss's
-    passes over `[B, N]`) and carry no gradient.
-
-    Args:
-      scores: `[B, N]` float32 logits.
-      segments: `[N]` int32 source of each column (negative: none).
-      num_segments: Number of sources (static).
-      *args, **kwargs: As `retrieval_loss`.
-
-    Returns:
-      `(loss, statistics)`: scalar float32 loss and a `NegativeStatistics`.
-    """
-    computed = []
-
-    @tf.custom_gradient
-    def run(logits: tf.Tensor):
-        loss, gradient, statistics = _loss_gradient_and_statistics(
-            logits, segments, num_segments, *args, **kwargs
-        )
-        computed.append(statistics)
-        return loss, lambda upstream: upstream * gradient
-
-    loss = run(scores)
-    return loss, tf.nest.map_structure(tf.stop_gradient, computed[0])

@@ -7,11 +7,7 @@ from tfrs_negatives import ops
 from tfrs_negatives.estimators.base import SamplingProbabilityEstimator
 from tfrs_negatives.metrics.negative_diagnostics import NegativeDiagnostics
 from tfrs_negatives.negatives.sources import InBatch, NegativeSource
-from tfrs_negatives.ops.diagnostics import negative_statistics
-from tfrs_negatives.ops.logits import (
-    fused_retrieval_loss_with_statistics,
-    retrieval_loss_with_statistics,
-)
+from tfrs_negatives.ops.diagnostics import retrieval_statistics
 from tfrs_negatives.tasks import checks
 from tfrs_negatives.tasks.columns import (
     column_exclusions,
@@ -23,6 +19,7 @@ from tfrs_negatives.tasks.columns import (
     row_exclusions,
 )
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
@@ -82,9 +79,14 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         source's softmax mass, positive-negative score gap (raw scores), masked
         share and distinct candidates, and the positives' mass, as Keras metrics
         named `negatives/<source name>/<statistic>` (they reach `fit` logs,
-        progress bars, History and TensorBoard). Computed from the logits of the
-        loss, inside its XLA computation. False: no metric, no extra computation.
-        The sources' names must then be distinct.
+        progress bars, History and TensorBoard; see
+        `tfrs_negatives.metrics.negative_diagnostics`). The sources' names must then
+        be distinct. False: no metric, no extra computation.
+      diagnostics_stride: Mass, gap and masked share are measured on rows `0, s,
+        2s, ...` of each batch (`s = diagnostics_stride`), which keeps their cost
+        near `1 / s` of one pass over the `[B, N]` logits, whatever the batch size
+        (a step makes a few such passes); 1: every row (exact, ~10% of a step).
+        `distinct` always counts the whole batch.
       loss: Optional Keras loss on `(labels [B, N], logits [B, N])` replacing
         `sampled_loss` (TFRS's argument).
       metrics, batch_metrics, loss_metrics, num_hard_negatives, name: As in
@@ -107,6 +109,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         temperature: Optional[float] = None,
         jit_compile: bool = True,
         diagnostics: bool = True,
+        diagnostics_stride: int = 32,
         loss: Optional[tf.keras.losses.Loss] = None,
         metrics: Optional[Union[Sequence[tfrs.metrics.Factorized], tfrs.metrics.Factorized]] = None,
         batch_metrics: Optional[List[tf.keras.metrics.Metric]] = None,
@@ -145,6 +148,14 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             raise ValueError(f"`temperature` must be > 0 or None, got {temperature!r}.")
         if not isinstance(diagnostics, bool):
             raise TypeError(f"`diagnostics` must be True or False, got {diagnostics!r}.")
+        if (
+            isinstance(diagnostics_stride, bool)
+            or not isinstance(diagnostics_stride, (int, np.integer))
+            or diagnostics_stride < 1
+        ):
+            raise ValueError(
+                f"`diagnostics_stride` must be an integer >= 1, got {diagnostics_stride!r}."
+            )
         negative_diagnostics = (
             NegativeDiagnostics([s.name for s in negatives]) if diagnostics else None
         )
@@ -172,6 +183,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         self.gbce_calibration = float(gbce_calibration)
         self.jit_compile = bool(jit_compile)
         self.diagnostics = diagnostics
+        self.diagnostics_stride = int(diagnostics_stride)
         self._negative_diagnostics = negative_diagnostics
         # Assigned as a list so Keras collects the metrics into `model.metrics`.
         self._diagnostic_metrics = (
@@ -315,22 +327,9 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             column_log_weight=column_log_weight,
             score_mask=score_mask,
         )
-        labels = logits = statistics = None
-        diagnose = self._negative_diagnostics is not None and training is not False
-        if diagnose:
-            segments = column_sources(columns, num_given, self.negatives, row_blocks or ())
-            num_sources = len(self.negatives)
+        labels = logits = None
         if self._custom_loss or self._num_hard_negatives is not None:
             logits = ops.corrected_logits(scores, **correction)
-            if diagnose:
-                excluded = ops.exclusion_mask(
-                    scores,
-                    correction["positive_ids"],
-                    correction["candidate_ids"],
-                    column_excluded,
-                    correction["score_mask"],
-                )
-                statistics = negative_statistics(scores, logits, excluded, segments, num_sources)
             labels = tf.eye(num_queries, tf.shape(logits)[1])
             if self._num_hard_negatives is not None:
                 logits, labels = tfrs.layers.loss.HardNegativeMining(self._num_hard_negatives)(
@@ -338,23 +337,29 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
                 )
             loss = self._loss(y_true=labels, y_pred=logits, sample_weight=sample_weight)
         else:
-            loss_args = (sample_weight, self.sampled_loss, self.num_items, self.gbce_calibration)
-            if diagnose:
-                loss_fn = (
-                    fused_retrieval_loss_with_statistics
-                    if self.jit_compile
-                    else retrieval_loss_with_statistics
-                )
-                loss, statistics = loss_fn(scores, segments, num_sources, *loss_args, **correction)
-            else:
-                loss_fn = ops.fused_retrieval_loss if self.jit_compile else ops.retrieval_loss
-                loss = loss_fn(scores, *loss_args, **correction)
+            loss_fn = ops.fused_retrieval_loss if self.jit_compile else ops.retrieval_loss
+            loss = loss_fn(
+                scores,
+                sample_weight,
+                self.sampled_loss,
+                self.num_items,
+                self.gbce_calibration,
+                **correction,
+            )
             if compute_batch_metrics and self._batch_metrics:
                 logits = ops.corrected_logits(scores, **correction)
                 labels = tf.eye(num_queries, tf.shape(logits)[1])
 
         update_ops = [metric.update_state(loss) for metric in self._loss_metrics]
-        if statistics is not None:
+        if self._negative_diagnostics is not None and training is not False:
+            statistics = retrieval_statistics(
+                scores,
+                column_sources(columns, num_given, self.negatives, row_blocks or ()),
+                len(self.negatives),
+                self.diagnostics_stride,
+                self.jit_compile,
+                **correction,
+            )
             given_ids = columns.ids
             if given_ids is None and candidate_ids is not None:
                 given_ids = ops.to_int64_ids(candidate_ids, "candidate_ids")
@@ -522,6 +527,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             temperature=self._temperature,
             jit_compile=self.jit_compile,
             diagnostics=self.diagnostics,
+            diagnostics_stride=self.diagnostics_stride,
             num_hard_negatives=self._num_hard_negatives,
         )
         for key in ("trainable", "dtype"):
