@@ -2,7 +2,8 @@
 
 `save_retrieval` writes a SavedModel whose `serving_default` signature maps raw query
 features to the top-k candidate ids and scores; `load_retrieval` loads one, registering
-ScaNN's ops first when the model needs them.
+ScaNN's ops first when the model needs them; `python -m tfrs_negatives.export.query PATH
+--queries ...` prints an export's top-k for a few queries.
 """
 
 from tfrs_negatives.export.loading import load_retrieval, needs_scann
