@@ -11,10 +11,14 @@ Adagrad(0.1), positives drawn with Zipf(1.0) popularity. Both models of a batch 
 start from the same weights and draw the same negatives, so their first losses must
 agree (printed as a check that the diagnostics leave the loss alone).
 
+Printed per batch size: median ms/step off and on, their ratio (the target), the median of
+the ratios of the two steps taken one after the other (`paired`, robust to the load of other
+processes drifting during the run) and the ratio of the fastest steps.
+
 Target: on / off <= 1.05 at every batch size.
 
 Usage: python benchmarks/diagnostics_overhead.py [--batch_sizes 4096 8192] [--steps 20]
-           [--warmup 3] [--num_items 100000] [--uniform_count 1024]
+           [--warmup 3] [--num_items 100000] [--uniform_count 1024] [--diagnostics_stride 32]
 """
 
 import argparse
@@ -160,13 +164,15 @@ def main() -> None:
     print(f"diagnostic metrics: {len(names)} ({', '.join(names)})")
     print(
         f"{'batch':>6s} {'off ms/step':>12s} {'on ms/step':>11s} {'on/off':>7s} "
-        f"{'fastest on/off':>15s}  first loss off / on"
+        f"{'paired':>7s} {'fastest on/off':>15s}  first loss off / on"
     )
     for b in args.batch_sizes:
         off, on = statistics.median(times[b, False]), statistics.median(times[b, True])
         fastest = min(times[b, True]) / min(times[b, False])
+        paired = statistics.median(t / u for t, u in zip(times[b, True], times[b, False]))
         print(
-            f"{b:>6d} {1000 * off:12.1f} {1000 * on:11.1f} {on / off:7.3f} {fastest:15.3f}  "
+            f"{b:>6d} {1000 * off:12.1f} {1000 * on:11.1f} {on / off:7.3f} {paired:7.3f} "
+            f"{fastest:15.3f}  "
             f"{first_loss[b, False]:.6f} / {first_loss[b, True]:.6f}"
         )
     print("target: on/off <= 1.05")

@@ -26,10 +26,12 @@ layer's `name` (`in_batch`, `uniform`, `uniform_1`, `popularity`, `mined`, ...):
 
 and `negatives/positive/mass`, the mean softmax probability of each row's positive.
 
-Each metric is the mean over the steps since Keras last reset it (the epoch in
-`fit`, as for `loss`): progress bars and per-batch TensorBoard logs show the running
-mean, `History` the epoch's mean. A metric not updated since the reset reports NaN:
-the statistics are not computed when the task is called with `training=False`, so
+`mass`, `gap` and `masked` are measured on every `diagnostics_stride`-th row of the
+batch (32 by default; 1 for every row), unweighted by `sample_weight`. Each metric
+is the mean over the steps since Keras last reset it (the epoch in `fit`, as for
+`loss`): progress bars and per-batch TensorBoard logs show the running mean,
+`History` the epoch's mean. A metric not updated since the reset reports NaN: the
+statistics are not computed when the task is called with `training=False`, so
 `evaluate` and the `val_` keys of `fit` report NaN for them.
 """
 

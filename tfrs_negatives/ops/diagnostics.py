@@ -5,11 +5,12 @@ candidates, a sampled source's draws, a mined source's per-row columns) or to no
 `negative_statistics` reduces the matrix over its rows first, then sums the `[N]`
 column totals by source: `O(B N)` elementwise work and `O(N S)` for `S` sources.
 
-A training step makes only a few passes over `[B, N]` (the scores, the loss and its
-gradient, the two backward matmuls), so measuring every row would cost about a tenth
-of a step. `retrieval_statistics` measures every `row_stride`-th row (rows `0, s, 2s,
-...`): about `1 / s` of a pass, whatever the batch size. It rebuilds those rows'
-corrected logits itself (`rows_logits`) and leaves the loss's computation untouched.
+A training step makes only a few, fused passes over `[B, N]` (the scores, the loss and
+its gradient, the two backward matmuls); measuring every row costs about as much again
+(measured: 1.8 times the step, `benchmarks/diagnostics_overhead.py`). So
+`retrieval_statistics` measures every `row_stride`-th row (rows `0, s, 2s, ...`), about
+`1 / s` of that, whatever the batch size. It rebuilds those rows' corrected logits
+itself (`rows_logits`) and leaves the loss's computation untouched.
 """
 
 from typing import NamedTuple, Optional, Tuple
