@@ -253,6 +253,17 @@ def test_loss_is_the_same_with_diagnostics_on_and_off(jit_compile):
     assert losses[0] == losses[1]
 
 
+def test_custom_loss_path_logs_the_same_diagnostics():
+    batch = next(iter(interactions(seed=6)))
+    results = []
+    for loss in (None, tf.keras.losses.CategoricalCrossentropy(from_logits=True, reduction="sum")):
+        tf.keras.utils.set_random_seed(0)
+        model = TwoTower(_task(loss=loss))
+        model.compute_loss(batch, training=True)
+        results.append(list(_logged(model.task).values()))
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-5)
+
+
 def test_off_adds_no_metric_and_fit_logs_them_when_on():
     tf.keras.utils.set_random_seed(0)
     off = TwoTower(_task(False))
