@@ -23,6 +23,24 @@ class Columns(NamedTuple):
     blocks: list
 
 
+class LogitInputs(NamedTuple):
+    """The column-level inputs of the corrected logits, extended together by mined columns.
+
+    Attributes:
+      scores: `[B, N]` scores (after temperature).
+      probabilities: `[N]` sampling probabilities of the columns, or None.
+      column_excluded: `[N]` bool, columns excluded for every row, or None.
+      column_log_weight: `[N]` log weights added to the columns, or None.
+      score_mask: `[B, N]` bool, False entries excluded, or None.
+    """
+
+    scores: tf.Tensor
+    probabilities: Optional[tf.Tensor]
+    column_excluded: Optional[tf.Tensor]
+    column_log_weight: Optional[tf.Tensor]
+    score_mask: Optional[tf.Tensor]
+
+
 def draw_columns(
     candidate_embeddings: tf.Tensor,
     ids: Optional[tf.Tensor],

@@ -1,7 +1,7 @@
 """`CorrectedRetrieval`: TFRS retrieval with log-Q correction, mixed negatives and losses."""
 
 import inspect
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from tfrs_negatives import ops
 from tfrs_negatives.estimators.base import SamplingProbabilityEstimator
@@ -10,6 +10,7 @@ from tfrs_negatives.negatives.sources import InBatch, NegativeSource
 from tfrs_negatives.ops.diagnostics import retrieval_statistics
 from tfrs_negatives.tasks import checks
 from tfrs_negatives.tasks.columns import (
+    LogitInputs,
     column_exclusions,
     column_sources,
     distinct_counts,
@@ -292,28 +293,20 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             )
         row_ids = row_blocks = None
         if per_row:
-            (
-                scores,
-                probabilities,
-                column_excluded,
-                column_log_weight,
-                score_mask,
-                row_ids,
-                row_blocks,
-            ) = self._add_row_columns(
+            inputs = LogitInputs(
+                scores, probabilities, column_excluded, column_log_weight, score_mask
+            )
+            inputs, row_ids, row_blocks = self._add_row_columns(
                 per_row,
+                inputs,
                 query_embeddings,
                 columns.ids[:num_queries],
                 query_ids,
                 candidate_tower,
                 raw_positive_scores,
-                scores,
-                probabilities,
-                column_excluded,
-                column_log_weight,
-                score_mask,
                 num_given,
             )
+            scores, probabilities, column_excluded, column_log_weight, score_mask = inputs
         if sample_weight is not None:
             checks.check_length(tf.reshape(sample_weight, [-1]), num_queries, "sample_weight")
         correction = dict(
@@ -395,23 +388,30 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
 
     def _add_row_columns(
         self,
-        per_row,
-        query_embeddings,
-        positive_ids,
-        query_ids,
-        candidate_tower,
-        raw_positive_scores,
-        scores,
-        probabilities,
-        column_excluded,
-        column_log_weight,
-        score_mask,
-        num_given,
-    ):
+        per_row: List[NegativeSource],
+        inputs: LogitInputs,
+        query_embeddings: tf.Tensor,
+        positive_ids: tf.Tensor,
+        query_ids: Optional[tf.Tensor],
+        candidate_tower: Optional[Callable],
+        raw_positive_scores: tf.Tensor,
+        num_given: tf.Tensor,
+    ) -> Tuple[LogitInputs, tf.Tensor, list]:
         """Appends the mined `[B, M]` columns and extends every column-level input.
 
-        Returns the extended `(scores, probabilities, column_excluded,
-        column_log_weight, score_mask)`, then the mined `[B, M]` ids and their blocks.
+        Args:
+          per_row: The per-row (mined) sources.
+          inputs: The shared columns' logit inputs (`[B, N]` scores, ...).
+          query_embeddings: `[B, D]` queries.
+          positive_ids: `[B]` int64 ids of the positives.
+          query_ids: Optional `[B]` query ids (query-side anchors, known positives).
+          candidate_tower: Embeds the mined candidates.
+          raw_positive_scores: `[B]` positive scores before temperature (margin filter).
+          num_given: Number of given candidate rows.
+
+        Returns:
+          The inputs extended to `N + M` columns, the mined `[B, M]` ids and their
+          `(source, start, count)` blocks.
         """
         query_ids = None if query_ids is None else ops.to_int64_ids(query_ids, "query_ids")
         raw_rows, row_ids, blocks = draw_row_columns(
@@ -421,6 +421,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             blocks, row_ids, positive_ids, query_ids, raw_rows, raw_positive_scores
         )
         rows = raw_rows if self._temperature is None else raw_rows / self._temperature
+        scores, probabilities, column_excluded, column_log_weight, score_mask = inputs
         n, m = tf.shape(scores)[1], tf.shape(rows)[1]
         if probabilities is not None:
             # No log-Q term for mined negatives: each counts as one certain term, on the
@@ -432,15 +433,14 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             column_excluded = tf.zeros([n], tf.bool)
             column_log_weight = tf.zeros([n])
         shared_mask = tf.ones(tf.shape(scores), tf.bool) if score_mask is None else score_mask
-        return (
+        extended = LogitInputs(
             tf.concat([scores, rows], 1),
             probabilities,
             tf.concat([column_excluded, row_column_excluded], 0),
             tf.concat([column_log_weight, row_log_weight], 0),
             tf.concat([shared_mask, tf.logical_not(excluded)], 1),
-            row_ids,
-            blocks,
         )
+        return extended, row_ids, blocks
 
     def _draws(self, num_given: tf.Tensor) -> tf.Tensor:
         """Shared draws of a step: the given candidates (if in-batch) and each source's."""
