@@ -67,21 +67,6 @@ STRATEGIES = (
 )
 
 
-class MixedNegativesModel(MovielensModel):
-    """The tutorial's two towers; the task also gets the item tower to embed sampled titles."""
-
-    def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        titles = features["movie_title"]
-        return self.task(
-            self.query_tower(features["user_id"]),
-            self.item_tower(titles),
-            candidate_ids=titles,
-            candidate_tower=self.item_tower,
-            training=training,
-            compute_metrics=False,
-        )
-
-
 def make_task(
     strategy: str,
     titles: np.ndarray,
@@ -185,7 +170,8 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
         task = make_task(
             strategy, titles, train_counts, args.num_negatives, jit_compile=args.jit_compile
         )
-        model = models[strategy] = MixedNegativesModel(users, titles, task, args.embedding_dim)
+        # The tutorial's towers; the task also gets the item tower to embed sampled titles.
+        model = models[strategy] = MovielensModel(users, titles, task, args.embedding_dim)
         build(model, users, titles)
         if initial is None:
             initial = tower_weights(model)
