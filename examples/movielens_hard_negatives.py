@@ -20,7 +20,15 @@ epochs), every run from the same initial weights, with `CorrectedRetrieval`
   negatives;
 * `hardest_only`: in-batch plus 8 per example from ranks `--hardest_window`
   ([0, 10)) item-side, no uniform negatives: the nearest neighbours are often
-  unlabelled positives, so this is expected to hurt.
+  unlabelled positives, so this is expected to hurt;
+* `full_softmax`: every title every step (`FullCatalogue`), the reference the
+  sampled runs approximate, under the same towers.
+
+`--item_tower content` replaces the title-id tower with a `ContentItemTower`:
+title id embedding + mean of the title's word embeddings (`TextVectorization`,
+the year included) + mean of its genres' embeddings. Words and genres are shared
+across titles, so a title's nearest titles are films alike in content, the
+neighbours hard negatives are meant to push apart.
 
 Mined negatives skip the query's training positives (`KnownPositives`) and carry
 no log-Q term (each counts as one certain term). Every run with a mined source
@@ -31,6 +39,10 @@ table is re-mined from the model being trained at the start of every epoch
 curriculum (`NegativeCurriculum`, in steps) keeps the mined count at 0 for
 `--hard_warmup_epochs` (1), then ramps it linearly to `--hard_count` over
 `--hard_ramp_epochs` (1): the first table is mined from random embeddings.
+`--refresh_every_steps` re-mines every N steps instead; `--hard_weight` (1) is the
+weight of each mined term in the softmax denominator, `--hard_sample` draws at
+random within the window (default) or its `top` entries, `--hard_margin` drops
+mined titles scoring above `(1 - margin)` times the positive (NV-Retriever).
 
 Printed per run: test recall@10/50/100 over every title, overall and split into
 head titles (the most popular ones holding half the training interactions) and
@@ -79,6 +91,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import tfrs_negatives as tfn  # first: selects Keras 2 for TFRS
+from tfrs_negatives.data import load_movielens
 from tfrs_negatives.evaluation import recall_at_k
 from tfrs_negatives.mining import (
     BruteForceMiner,
@@ -87,6 +100,7 @@ from tfrs_negatives.mining import (
     ScaNNMiner,
     false_negative_rate_by_rank,
 )
+from tfrs_negatives.towers import ContentItemTower
 
 import numpy as np
 import tensorflow as tf
@@ -115,13 +129,25 @@ STRATEGIES = (
     "mixed+hard_query",
     "logq+hard_window",
     "hardest_only",
+    "full_softmax",
 )
 MINERS = ("brute", "scann")
+ITEM_TOWERS = ("id", "content")
+NUM_GENRES = 21  # the genre labels of tfds' movielens (`movie_genres`)
 
 
 class HardNegativesModel(MovielensModel):
     """The tutorial's two towers; the task also gets the item tower (to embed sampled and
-    mined titles) and the user ids (query-side anchors, keys of the known positives)."""
+    mined titles) and the user ids (query-side anchors, keys of the known positives).
+
+    With `item_tower` given (e.g. a `ContentItemTower`), it replaces the tutorial's
+    title-id tower.
+    """
+
+    def __init__(self, users, titles, task, embedding_dim=32, item_tower=None) -> None:
+        super().__init__(users, titles, task, embedding_dim)
+        if item_tower is not None:
+            self.item_tower = item_tower
 
     def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         titles = features["movie_title"]
@@ -165,6 +191,9 @@ def make_task(
     hard_count: int = 8,
     hard_window: Tuple[int, int] = (10, 100),
     hardest_window: Tuple[int, int] = (0, 10),
+    hard_weight: float = 1.0,
+    hard_sample: str = "random",
+    hard_margin: Optional[float] = None,
     seed: int = 0,
 ) -> Tuple[tfn.CorrectedRetrieval, Optional[Mining]]:
     """The retrieval task of a strategy name and its mined source (None without one).
@@ -181,11 +210,22 @@ def make_task(
       hard_count: Mined negatives per example.
       hard_window: Rank window `[lo, hi)` of the `mixed+hard_*` runs.
       hardest_window: Rank window of `hardest_only`.
+      hard_weight: Weight of each mined term in the softmax denominator.
+      hard_sample: `"random"` within the window or its `"top"` entries.
+      hard_margin: Optional NV-Retriever margin (drop mined titles scoring above
+        `(1 - margin)` times the positive).
       seed: Seed of the sampled sources' generators.
     """
     negatives = tfn.negatives
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+    if strategy == "full_softmax":  # the reference: every title, every step
+        task = tfn.CorrectedRetrieval(
+            frequency=tfn.StreamingFrequencyEstimator(),
+            negatives=[negatives.FullCatalogue(titles)],
+            remove_accidental_hits=True,
+        )
+        return task, None
     sources: List[Any] = [negatives.InBatch()]
     if strategy.startswith("mixed"):
         sources.append(negatives.Uniform(titles, count=num_negatives, seed=seed))
@@ -196,7 +236,15 @@ def make_task(
         side = "query" if strategy == "mixed+hard_query" else "item"
         table = HardNegativeTable(titles if side == "item" else users, miner.window)
         source = negatives.Mined(
-            table, titles, count=hard_count, side=side, known_positives=known, seed=seed + 1
+            table,
+            titles,
+            count=hard_count,
+            side=side,
+            sample=hard_sample,
+            known_positives=known,
+            margin=hard_margin,
+            weight=hard_weight,
+            seed=seed + 1,
         )
         mining = Mining(source, table, miner)
         if side == "query":
@@ -239,6 +287,28 @@ def count_schedule(
     return points
 
 
+def title_genres(args: argparse.Namespace, titles: np.ndarray) -> np.ndarray:
+    """`[N, G]` multi-hot genres of each title (G = the tfds genre labels), from the ratings."""
+    dataset, _ = load_movielens(args.config, args.movielens_dir)
+    if "movie_genres" not in dataset.element_spec:
+        raise ValueError(
+            "--item_tower content needs the ratings' `movie_genres` feature; the dataset has "
+            f"only {sorted(dataset.element_spec)}"
+        )
+    pairs = dataset.map(
+        lambda x: (
+            x["movie_title"],
+            tf.minimum(tf.reduce_sum(tf.one_hot(x["movie_genres"], NUM_GENRES), axis=0), 1.0),
+        )
+    )
+    index = {t: i for i, t in enumerate(titles)}
+    genres = np.zeros([len(titles), NUM_GENRES], np.float32)
+    for names, rows in pairs.batch(65536).as_numpy_iterator():
+        for name, row in zip(names, rows):
+            genres[index[name]] = row
+    return genres
+
+
 def _window(text: str, flag: str, parser: argparse.ArgumentParser) -> Tuple[int, int]:
     try:
         lo, hi = (int(v) for v in text.split(","))
@@ -260,12 +330,28 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
     parser.add_argument("--hardest_window", default="0,10", help="ranks lo,hi of hardest_only")
     parser.add_argument("--hard_warmup_epochs", type=float, default=1.0)
     parser.add_argument("--hard_ramp_epochs", type=float, default=1.0)
+    parser.add_argument("--hard_weight", type=float, default=1.0, help="weight of a mined term")
+    parser.add_argument("--hard_sample", choices=tfn.negatives.mined.SAMPLING, default="random")
+    parser.add_argument("--hard_margin", type=float, default=None, help="NV-Retriever margin")
+    parser.add_argument(
+        "--refresh_every_steps", type=int, default=None, help="re-mine every N steps (not epochs)"
+    )
+    parser.add_argument(
+        "--item_tower",
+        choices=ITEM_TOWERS,
+        default="id",
+        help="id: the tutorial's title embedding; content: title id + title words + genres",
+    )
     args = parser.parse_args(argv)
     strategies = chosen_strategies(parser, args, STRATEGIES)
     if args.epochs < 1:
         parser.error(f"--epochs must be >= 1, got {args.epochs}")
     if args.batch_size < 1 or args.num_negatives < 1 or args.hard_count < 1:
         parser.error("--batch_size, --num_negatives and --hard_count must be >= 1")
+    if not args.hard_weight > 0:
+        parser.error(f"--hard_weight must be > 0, got {args.hard_weight}")
+    if args.refresh_every_steps is not None and args.refresh_every_steps < 1:
+        parser.error(f"--refresh_every_steps must be >= 1, got {args.refresh_every_steps}")
     if args.hard_warmup_epochs < 0 or args.hard_ramp_epochs < 0:
         parser.error("--hard_warmup_epochs and --hard_ramp_epochs must be >= 0")
     hard_window = _window(args.hard_window, "--hard_window", parser)
@@ -299,6 +385,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
         f"{args.miner}; mined count schedule (step, count): {schedule}"
     )
 
+    genres = title_genres(args, titles) if args.item_tower == "content" else None
     known = KnownPositives(train_users, train_titles)
     held_out = KnownPositives(test_users, test_titles)
     train = training_batches(train_users, train_titles, args.batch_size, args.seed)
@@ -306,6 +393,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
     details: Dict[str, Dict[str, Any]] = {}
     models: Dict[str, Any] = {}
     initial: Optional[List[np.ndarray]] = None
+    finished: List[Any] = []
     for strategy in strategies:
         tf.keras.utils.set_random_seed(args.seed)
         task, mining = make_task(
@@ -320,8 +408,14 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
             hard_count=args.hard_count,
             hard_window=hard_window,
             hardest_window=hardest_window,
+            hard_weight=args.hard_weight,
+            hard_sample=args.hard_sample,
+            hard_margin=args.hard_margin,
         )
-        model = HardNegativesModel(users, titles, task, args.embedding_dim)
+        item_tower = None
+        if genres is not None:
+            item_tower = ContentItemTower(titles, labels=genres, embedding_dim=args.embedding_dim)
+        model = HardNegativesModel(users, titles, task, args.embedding_dim, item_tower)
         build(model, users, titles)
         if initial is None:
             initial = tower_weights(model)
@@ -338,6 +432,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
                 query_tower=model.query_tower if mining.source.side == "query" else None,
                 excluded=mining.excluded,
                 every_n_epochs=1,
+                every_n_steps=args.refresh_every_steps,
             )
             curriculum = tfn.callbacks.NegativeCurriculum({mining.source: {"count": schedule}})
             callbacks = [refresh, curriculum]
@@ -386,6 +481,9 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
             }
         results[strategy] = row
         models[strategy] = model
+        # Keep every run's objects alive: autograph caches converted methods by object
+        # identity, and a new object reusing a freed one's id could hit a stale entry.
+        finished.append((model, task))
     print_table(results, ks)
     print_mining(results, details)
     if args.output_json:
@@ -400,6 +498,11 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
                 "num_negatives": args.num_negatives,
                 "hard_count": args.hard_count,
                 "count_schedule": schedule,
+                "item_tower": args.item_tower,
+                "hard_weight": args.hard_weight,
+                "hard_sample": args.hard_sample,
+                "hard_margin": args.hard_margin,
+                "refresh_every_steps": args.refresh_every_steps,
                 "num_users": len(users),
                 "num_titles": len(titles),
                 "num_head_titles": int(head.sum()),

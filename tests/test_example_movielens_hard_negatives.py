@@ -8,6 +8,7 @@ import tfrs_negatives as tfn
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 from test_example_movielens_logq import _mock_ratings_with_repeats
 from tests_support import load_script
@@ -225,6 +226,7 @@ def test_tasks_use_the_named_sources(example):
     assert kinds["mixed+hard_query"] == ["InBatch", "Uniform", "Mined"]
     assert kinds["logq+hard_window"] == ["InBatch", "Mined"]
     assert kinds["hardest_only"] == ["InBatch", "Mined"]
+    assert kinds["full_softmax"] == ["FullCatalogue"]
 
     _, item_side = make("mixed+hard_window")
     assert item_side.source.side == "item"
@@ -264,3 +266,45 @@ def test_bad_flags_exit_with_message(example, capsys):
     with pytest.raises(SystemExit):
         example.run(["--miner", "faiss"])
     assert "invalid choice: 'faiss'" in capsys.readouterr().err
+
+
+def _with_genres(dataset):
+    """The mock ratings plus `movie_genres`: title k has genres {k % 21, 7k % 21} (ragged)."""
+    columns = {k: np.array(v) for k, v in next(dataset.batch(10_000).as_numpy_iterator()).items()}
+    ks = [int(t.split()[-1]) for t in columns["movie_title"]]
+    genres = [sorted({k % 21, (7 * k) % 21}) for k in ks]
+    columns["movie_genres"] = tf.ragged.constant(genres, dtype=tf.int64)
+    return tf.data.Dataset.from_tensor_slices(columns), dict(zip(columns["movie_title"], genres))
+
+
+def test_content_tower_with_weighted_top_mined_negatives(example, mock_dataset, tmp_path):
+    dataset, genres = _with_genres(mock_dataset)
+    out = tmp_path / "results.json"
+    flags = TINY + ["--epochs", "2", "--item_tower", "content", "--hard_warmup_epochs", "0"]
+    flags += ["--hard_ramp_epochs", "0", "--hard_weight", "0.5", "--hard_sample", "top"]
+    flags += ["--hard_margin", "0.1", "--refresh_every_steps", "3", "--ks", "1,5,10"]
+    flags += ["--strategies", "full_softmax,mixed,mixed+hard_window", "--output_json", str(out)]
+    results = _run(example, dataset, flags)
+    saved = json.loads(out.read_text())
+    assert saved["item_tower"] == "content"
+    assert (saved["hard_weight"], saved["hard_sample"], saved["hard_margin"]) == (0.5, "top", 0.1)
+    for row in results.values():
+        assert math.isfinite(row["final_loss"])
+        assert 0.0 <= row["recall@1"] <= row["recall@5"] <= row["recall@10"] <= 1.0
+    # 2 epochs of 5 steps: refreshed at the start and at steps 3, 6 and 9.
+    assert results["mixed+hard_window"]["refreshes"] == 4
+    assert results["full_softmax"]["refreshes"] == 0
+
+
+def test_title_genres_are_each_titles_multi_hot(example, mock_dataset):
+    dataset, genres = _with_genres(mock_dataset)
+    titles = np.array(sorted(genres))
+    args = example.argparse.Namespace(config="100k-ratings", movielens_dir=None)
+    with tfds.testing.mock_data(as_dataset_fn=lambda *a, **k: dataset):
+        table = example.title_genres(args, titles)
+    assert table.shape == (len(titles), example.NUM_GENRES)
+    for title, row in zip(titles, table):
+        assert np.flatnonzero(row).tolist() == genres[title]
+    with tfds.testing.mock_data(as_dataset_fn=lambda *a, **k: mock_dataset):
+        with pytest.raises(ValueError, match="movie_genres"):
+            example.title_genres(args, titles)
