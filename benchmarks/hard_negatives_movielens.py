@@ -13,6 +13,9 @@ the flags after `--` passed through unchanged, and prints:
 * the DESIGN anchor (ID towers, full softmax, split 42: R@100 0.393, head 0.640,
   tail 0.149) and which runs clear it on average (R@100 >= 0.393 and tail > 0.149).
 
+A control measured by an earlier run (same seeds and flags) can be reused with
+`--control_from earlier.json` instead of training it again.
+
 Usage:
   python benchmarks/hard_negatives_movielens.py --seeds 42,1,2 -- \\
       --movielens_dir ../shared/data/ml-100k --item_tower content \\
@@ -99,6 +102,11 @@ def main(argv: Sequence[str] = None) -> None:
     parser.add_argument("--seeds", default="42,1,2", help="split/initialisation seeds")
     parser.add_argument("--control", default="mixed", help="run the others are paired with")
     parser.add_argument("--output_json", default=None, help="write every seed's results here")
+    parser.add_argument(
+        "--control_from",
+        default=None,
+        help="--output_json of an earlier run holding --control for the same seeds and flags",
+    )
     args = parser.parse_args(argv)
     if any(flag in passthrough for flag in ("--seed", "--output_json")):
         parser.error("pass --seeds and --output_json to this script, not to the example")
@@ -109,6 +117,14 @@ def main(argv: Sequence[str] = None) -> None:
         per_seed[seed] = run_seed(seed, passthrough)
         best = max(per_seed[seed].items(), key=lambda kv: kv[1]["recall@100"])
         print(f"seed {seed} done (best R@100 {best[0]} {best[1]['recall@100']:.4f})", flush=True)
+    if args.control_from:  # the control measured earlier (same seeds, same split and start)
+        with open(args.control_from, encoding="utf-8") as f:
+            earlier = json.load(f)["results"]
+        for seed, runs in per_seed.items():
+            if args.control not in runs:
+                if args.control not in earlier.get(str(seed), {}):
+                    parser.error(f"--control_from has no {args.control!r} for seed {seed}")
+                per_seed[seed] = {args.control: earlier[str(seed)][args.control], **runs}
     print("\n".join(summarise(per_seed, args.control)))
     if args.output_json:
         with open(args.output_json, "w", encoding="utf-8") as f:

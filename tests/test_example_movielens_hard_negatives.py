@@ -308,3 +308,28 @@ def test_title_genres_are_each_titles_multi_hot(example, mock_dataset):
     with tfds.testing.mock_data(as_dataset_fn=lambda *a, **k: mock_dataset):
         with pytest.raises(ValueError, match="movie_genres"):
             example.title_genres(args, titles)
+
+
+def test_benchmark_summary_means_spreads_and_paired_differences():
+    driver = load_script(
+        EXAMPLE.parents[1] / "benchmarks" / "hard_negatives_movielens.py", "hn_movielens_bench"
+    )
+    keys = ("recall@10", "recall@50", "recall@100", "head_recall@100", "tail_recall@100")
+
+    def row(r100, tail):
+        return dict(zip(keys, (0.05, 0.2, r100, 0.6, tail)))
+
+    per_seed = {
+        1: {"mixed": row(0.390, 0.150), "hard": row(0.395, 0.160)},
+        2: {"mixed": row(0.392, 0.140), "hard": row(0.393, 0.146)},
+    }
+    lines = driver.summarise(per_seed, "mixed")
+    text = "\n".join(lines)
+    # mixed: mean R@100 0.391, spread 0.002; tail mean 0.145 <= 0.149 -> does not clear.
+    mixed = next(line for line in lines if line.startswith("mixed"))
+    assert "0.3910 (0.0020)" in mixed and mixed.endswith("no")
+    # hard: R@100 0.394 >= 0.393 and tail 0.153 > 0.149 -> clears.
+    hard = next(line for line in lines if line.startswith("hard"))
+    assert "0.3940 (0.0020)" in hard and hard.endswith("yes")
+    # Paired R@100: +0.005 and +0.001 -> mean +0.003 in [+0.001, +0.005].
+    assert "+0.0030 [+0.0010, +0.0050]" in text
