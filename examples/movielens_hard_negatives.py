@@ -356,7 +356,13 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
         parser.error("--hard_warmup_epochs and --hard_ramp_epochs must be >= 0")
     hard_window = _window(args.hard_window, "--hard_window", parser)
     hardest_window = _window(args.hardest_window, "--hardest_window", parser)
-    for flag, (lo, hi) in (("--hard_window", hard_window), ("--hardest_window", hardest_window)):
+    # Only the windows of the chosen runs must hold --hard_count entries.
+    windows = []
+    if any("+hard_" in s for s in strategies):
+        windows.append(("--hard_window", hard_window))
+    if "hardest_only" in strategies:
+        windows.append(("--hardest_window", hardest_window))
+    for flag, (lo, hi) in windows:
         if args.hard_count > hi - lo:
             parser.error(f"--hard_count {args.hard_count} exceeds the {flag} of {hi - lo} ranks")
     ks = [int(k) for k in args.ks.split(",")]
@@ -371,7 +377,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
         test_idx,
         head,
     ) = prepare_split(args, parser, ks)
-    for flag, (_, hi) in (("--hard_window", hard_window), ("--hardest_window", hardest_window)):
+    for flag, (_, hi) in windows:
         if hi > len(titles):
             parser.error(f"{flag}: rank {hi} is beyond the catalogue of {len(titles)} titles")
     steps_per_epoch = math.ceil(len(train_users) / args.batch_size)
