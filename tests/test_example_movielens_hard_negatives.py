@@ -333,3 +333,12 @@ def test_benchmark_summary_means_spreads_and_paired_differences():
     assert "0.3940 (0.0020)" in hard and hard.endswith("yes")
     # Paired R@100: +0.005 and +0.001 -> mean +0.003 in [+0.001, +0.005].
     assert "+0.0030 [+0.0010, +0.0050]" in text
+
+
+def test_content_only_tower_end_to_end(example, mock_dataset):
+    dataset, _ = _with_genres(mock_dataset)
+    flags = TINY + ["--epochs", "1", "--item_tower", "content_only", "--hard_warmup_epochs", "0"]
+    flags += ["--strategies", "mixed+hard_window", "--ks", "1,5,10"]
+    row = _run(example, dataset, flags)["mixed+hard_window"]
+    assert math.isfinite(row["final_loss"]) and row["refreshes"] == 1
+    assert 0.0 <= row["recall@1"] <= row["recall@5"] <= row["recall@10"] <= 1.0
