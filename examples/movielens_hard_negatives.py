@@ -85,6 +85,8 @@ same towers without mining, mean [min, max] over the splits):
     mixed+hard_window   0.402 / 0.615 / 0.190   -0.0003 [-0.0004, -0.0001]
     mixed+hard_query    0.401 / 0.615 / 0.189   -0.0010 [-0.0011, -0.0008]
     hardest_only        0.402 / 0.615 / 0.191   +0.0002 [-0.0012, +0.0009]
+  batch 8192, --item_tower content_only: mixed 0.399 / 0.642 / 0.158 (control);
+    mixed+hard_window +0.0001 [-0.0000, +0.0002]; hardest_only +0.0001
   batch 128, 16 mined from [20, 200), warm-up 0.5 + ramp 0.5 epochs, re-mined
   every 200 steps; control `logq` (in-batch only)
     content       logq 0.395 / 0.600 / 0.192; logq+hard_window +0.0003
