@@ -228,6 +228,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, RunResult]:
     )
     train = training_batches(split.train_users, split.train_items, args.batch_size, args.seed)
     results: Dict[str, RunResult] = {}
+    trained = []
     initial = None
     start = time.perf_counter()
     for i, strategy in enumerate(strategies):
@@ -235,8 +236,11 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, RunResult]:
             f"{source} {'B-1' if n < 0 else n}" for source, n in strategy.counts.items()
         )
         print(f"[{i + 1}/{len(strategies)}] {strategy.name}: negatives per example: {counts}")
-        result, initial, _ = train_and_evaluate(strategy, split, train, options, initial)
+        result, initial, model = train_and_evaluate(strategy, split, train, options, initial)
         results[strategy.name] = result
+        # Every run's model stays alive until the end: a later run's objects must not
+        # reuse a freed one's id (autograph caches converted methods by object).
+        trained.append(model)
     elapsed = time.perf_counter() - start
 
     rows = table_rows(results, ks)
