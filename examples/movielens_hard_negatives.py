@@ -128,6 +128,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import tfrs_negatives as tfn  # first: selects Keras 2 for TFRS
 from tfrs_negatives.data import load_movielens
 from tfrs_negatives.evaluation import recall_at_k
+from tfrs_negatives.experiments import warmup_schedule
 from tfrs_negatives.mining import (
     BruteForceMiner,
     HardNegativeTable,
@@ -298,30 +299,6 @@ def make_task(
     return task, mining
 
 
-def count_schedule(
-    count: int, steps_per_epoch: int, warmup_epochs: float, ramp_epochs: float
-) -> List[Tuple[float, float]]:
-    """Mined count over optimizer steps: 0 during the warm-up, then linear up to `count`.
-
-    Returns `(step, count)` points for `NegativeCurriculum`; without a ramp the count
-    jumps to `count` at the first step after the warm-up.
-    """
-    warmup = int(round(warmup_epochs * steps_per_epoch))
-    ramp = int(round(ramp_epochs * steps_per_epoch))
-    if warmup == 0 and ramp == 0:
-        return [(0.0, float(count))]
-    points = [(0.0, 0.0)]
-    if ramp > 0:
-        if warmup > 0:
-            points.append((float(warmup), 0.0))
-        points.append((float(warmup + ramp), float(count)))
-    else:
-        if warmup > 1:
-            points.append((float(warmup - 1), 0.0))
-        points.append((float(warmup), float(count)))
-    return points
-
-
 def title_genres(args: argparse.Namespace, titles: np.ndarray) -> np.ndarray:
     """`[N, G]` multi-hot genres of each title (G = the tfds genre labels), from the ratings."""
     dataset, _ = load_movielens(args.config, args.movielens_dir)
@@ -417,7 +394,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
         if hi > len(titles):
             parser.error(f"{flag}: rank {hi} is beyond the catalogue of {len(titles)} titles")
     steps_per_epoch = math.ceil(len(train_users) / args.batch_size)
-    schedule = count_schedule(
+    schedule = warmup_schedule(
         args.hard_count, steps_per_epoch, args.hard_warmup_epochs, args.hard_ramp_epochs
     )
     print(

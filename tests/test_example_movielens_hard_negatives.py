@@ -5,6 +5,7 @@ import math
 import pathlib
 
 import tfrs_negatives as tfn
+from tfrs_negatives.experiments import warmup_schedule
 
 import numpy as np
 import pytest
@@ -241,13 +242,13 @@ def test_tasks_use_the_named_sources(example):
     assert (hardest.miner.min_rank, hardest.miner.max_rank) == (0, 2)
 
 
-def test_count_schedule(example):
-    assert example.count_schedule(8, 10, 1, 1) == [(0, 0), (10, 0), (20, 8)]
-    assert example.count_schedule(8, 10, 0, 1) == [(0, 0), (10, 8)]
-    assert example.count_schedule(8, 10, 1, 0) == [(0, 0), (9, 0), (10, 8)]
-    assert example.count_schedule(8, 10, 0, 0) == [(0, 8)]
+def test_count_schedule():
+    assert warmup_schedule(8, 10, 1, 1) == [(0, 0), (10, 0), (20, 8)]
+    assert warmup_schedule(8, 10, 0, 1) == [(0, 0), (10, 8)]
+    assert warmup_schedule(8, 10, 1, 0) == [(0, 0), (9, 0), (10, 8)]
+    assert warmup_schedule(8, 10, 0, 0) == [(0, 8)]
     curriculum = tfn.callbacks.NegativeCurriculum(
-        {tfn.negatives.Uniform(np.arange(5), 8): {"count": example.count_schedule(8, 10, 1, 1)}}
+        {tfn.negatives.Uniform(np.arange(5), 8): {"count": warmup_schedule(8, 10, 1, 1)}}
     )
     counts = [curriculum.values_at(t)[0][1] for t in (0, 9, 10, 15, 20, 30)]
     assert counts == [0, 0, 0, 4, 8, 8]
