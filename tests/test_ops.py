@@ -140,3 +140,31 @@ def test_to_int64_ids():
         ops.to_int64_ids(tf.constant([[1], [2]]))
     with pytest.raises(ValueError, match="`ids` is required"):
         ops.to_int64_ids(None)
+
+
+@pytest.mark.parametrize("correction", ["logq", "positive_uncorrected"])
+def test_corrected_logits_of_rows_taken_out_of_the_batch_equal_the_full_rows(correction):
+    rng = np.random.default_rng(5)
+    b, n = 6, 9
+    scores = tf.constant(rng.normal(size=(b, n)), tf.float32)
+    ids = tf.constant([3, 1, 3, 7, 2, 1, 5, 3, 8], tf.int64)  # repeats: accidental hits
+    kwargs = dict(
+        probabilities=tf.constant(rng.uniform(0.01, 0.5, n), tf.float32),
+        correction=correction,
+        candidate_ids=ids,
+        column_excluded=tf.constant([False, False, True, False, False, False, True, False, False]),
+        column_log_weight=tf.constant(rng.normal(size=n), tf.float32),
+    )
+    score_mask = tf.constant(rng.uniform(size=(b, n)) > 0.2)
+    full = ops.corrected_logits(
+        scores, positive_ids=ids[:b], score_mask=score_mask, **kwargs
+    ).numpy()
+    rows = tf.constant([4, 1, 3])
+    taken = ops.corrected_logits(
+        tf.gather(scores, rows),
+        positive_ids=tf.gather(ids[:b], rows),
+        score_mask=tf.gather(score_mask, rows),
+        positive_columns=rows,
+        **kwargs,
+    ).numpy()
+    np.testing.assert_allclose(taken, full[[4, 1, 3]], rtol=1e-6)

@@ -15,8 +15,8 @@ itself (`rows_logits`) and leaves the loss's computation untouched.
 
 from typing import NamedTuple, Optional, Tuple
 
-from tfrs_negatives.ops.logq import clipped_log_probability
-from tfrs_negatives.ops.masking import apply_mask, own_column_mask
+from tfrs_negatives.ops.logits import corrected_logits, exclusion_mask
+from tfrs_negatives.ops.masking import own_column_mask
 
 import tensorflow as tf
 
@@ -132,11 +132,9 @@ def rows_logits(
     """`corrected_logits` and `exclusion_mask` of some rows of the batch only.
 
     Row `k` of the result is batch row `rows[k]`, whose positive is column `rows[k]`
-    (not `k`), so `tfrs_negatives.ops.corrected_logits` (which finds positives on the
-    diagonal) cannot take the selected rows as they are; this computes the same
-    corrections and masks for them: the log-Q correction (`"logq"`, or
-    `"positive_uncorrected"`), the per-column log-weights of negatives, accidental
-    hits, excluded columns and `score_mask`.
+    (not `k`): the rows' scores, positive ids and score mask are gathered and passed
+    to `corrected_logits`/`exclusion_mask` with `positive_columns=rows`, so the
+    correction and masks are exactly the loss's.
 
     Args:
       scores: `[B, N]` float32 scores of the whole batch.
@@ -151,36 +149,25 @@ def rows_logits(
       and their positives' entries.
     """
     scores = tf.gather(scores, rows)
-    own = tf.equal(rows[:, None], tf.range(tf.shape(scores)[1])[None, :])
-    logits = scores
-    if probabilities is not None:
-        log_q = clipped_log_probability(probabilities, clip_min)[None, :]
-        if correction == "logq":
-            logits = logits - strength * log_q
-        elif correction == "positive_uncorrected":
-            q_positive = tf.gather(tf.cast(probabilities, tf.float32), rows)
-            log_rest = tf.math.log(tf.clip_by_value(1.0 - q_positive, clip_min, 1.0))
-            logits = tf.where(own, logits, logits - strength * (log_q - log_rest[:, None]))
-        else:
-            raise ValueError(
-                f"`correction` must be 'logq' or 'positive_uncorrected', got {correction!r}."
-            )
-    if column_log_weight is not None:
-        logits = tf.where(own, logits, logits + column_log_weight[None, :])
-    parts = []
-    if positive_ids is not None:
-        hits = tf.equal(tf.gather(positive_ids, rows)[:, None], candidate_ids[None, :])
-        extra = tf.shape(scores)[1] - tf.shape(candidate_ids)[0]  # per-row columns
-        parts.append(tf.logical_and(tf.pad(hits, [[0, 0], [0, extra]]), tf.logical_not(own)))
-    if column_excluded is not None:
-        parts.append(tf.logical_and(column_excluded[None, :], tf.logical_not(own)))
-    if score_mask is not None:
-        parts.append(tf.logical_not(tf.gather(score_mask, rows)))
-    excluded = None
-    for part in parts:
-        excluded = part if excluded is None else tf.logical_or(excluded, part)
-    if excluded is not None:
-        logits = apply_mask(logits, excluded)
+    positive_ids = None if positive_ids is None else tf.gather(positive_ids, rows)
+    score_mask = None if score_mask is None else tf.gather(score_mask, rows)
+    logits = corrected_logits(
+        scores,
+        probabilities,
+        correction,
+        clip_min,
+        strength,
+        positive_ids,
+        candidate_ids,
+        column_excluded,
+        column_log_weight,
+        score_mask,
+        positive_columns=rows,
+    )
+    excluded = exclusion_mask(
+        scores, positive_ids, candidate_ids, column_excluded, score_mask, positive_columns=rows
+    )
+    own = own_column_mask(scores, rows)
     return scores, logits, excluded, own
 
 

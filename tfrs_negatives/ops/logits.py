@@ -17,6 +17,7 @@ def exclusion_mask(
     candidate_ids: Optional[tf.Tensor] = None,
     column_excluded: Optional[tf.Tensor] = None,
     score_mask: Optional[tf.Tensor] = None,
+    positive_columns: Optional[tf.Tensor] = None,
 ) -> Optional[tf.Tensor]:
     """`[B, N]` boolean mask of the logits to exclude, or None if nothing is.
 
@@ -30,15 +31,18 @@ def exclusion_mask(
         except row `j` (whose positive it is): duplicates, inactive draws,
         switched-off sources.
       score_mask: Optional `[B, N]` boolean; False entries are excluded.
+      positive_columns: Optional `[B]` column of each row's positive, for rows
+        taken out of a batch (row `k` is batch row `positive_columns[k]`, and
+        `positive_ids`/`score_mask` are that row's); None: row `i`'s is column `i`.
     """
     parts = []
     if positive_ids is not None:
-        hits = accidental_hit_mask(positive_ids, candidate_ids)
+        hits = accidental_hit_mask(positive_ids, candidate_ids, positive_columns)
         # Columns past `candidate_ids` (per-row extras) are masked by `score_mask`.
         extra = tf.shape(scores)[1] - tf.shape(candidate_ids)[0]
         parts.append(tf.pad(hits, [[0, 0], [0, extra]]))
     if column_excluded is not None:
-        not_own = tf.logical_not(own_column_mask(scores))
+        not_own = tf.logical_not(own_column_mask(scores, positive_columns))
         parts.append(tf.logical_and(column_excluded[None, :], not_own))
     if score_mask is not None:
         parts.append(tf.logical_not(score_mask))
@@ -61,6 +65,7 @@ def corrected_logits(
     column_excluded: Optional[tf.Tensor] = None,
     column_log_weight: Optional[tf.Tensor] = None,
     score_mask: Optional[tf.Tensor] = None,
+    positive_columns: Optional[tf.Tensor] = None,
 ) -> tf.Tensor:
     """Log-Q correction, per-column log-weights of the negatives, then masking.
 
@@ -73,6 +78,8 @@ def corrected_logits(
       positive_ids, candidate_ids, column_excluded, score_mask: See `exclusion_mask`.
       column_log_weight: Optional `[N]` log-weight added to column `j` as a negative
         (not to a row's own positive): weights a source's terms in the denominator.
+      positive_columns: Optional `[B]` column of each row's positive, for rows taken
+        out of a batch (see `exclusion_mask`); None: row `i`'s is column `i`.
 
     Returns:
       `[B, N]` float32 logits.
@@ -81,9 +88,13 @@ def corrected_logits(
         if correction == "logq":
             scores = logq_correction(scores, probabilities, clip_min, strength)
         elif correction == "positive_uncorrected":
-            num_rows = tf.shape(scores)[0]
+            positive_q = (
+                probabilities[: tf.shape(scores)[0]]
+                if positive_columns is None
+                else tf.gather(probabilities, positive_columns)
+            )
             scores = logq_correction_positive_uncorrected(
-                scores, probabilities, probabilities[:num_rows], clip_min, strength
+                scores, probabilities, positive_q, clip_min, strength, positive_columns
             )
         else:
             raise ValueError(
@@ -91,8 +102,10 @@ def corrected_logits(
             )
     if column_log_weight is not None:
         weighted = scores + column_log_weight[None, :]
-        scores = tf.where(own_column_mask(scores), scores, weighted)
-    mask = exclusion_mask(scores, positive_ids, candidate_ids, column_excluded, score_mask)
+        scores = tf.where(own_column_mask(scores, positive_columns), scores, weighted)
+    mask = exclusion_mask(
+        scores, positive_ids, candidate_ids, column_excluded, score_mask, positive_columns
+    )
     return scores if mask is None else apply_mask(scores, mask)
 
 

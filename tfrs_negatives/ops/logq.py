@@ -8,6 +8,8 @@ the LogQ Correction", RecSys) show the positive should not be corrected and each
 negative should be corrected by `log(q_j / (1 - q_pos))`.
 """
 
+from typing import Optional
+
 from tfrs_negatives.ops.masking import own_column_mask
 
 import tensorflow as tf
@@ -57,6 +59,7 @@ def logq_correction_positive_uncorrected(
     positive_probabilities: tf.Tensor,
     clip_min: float = 1e-6,
     strength: float = 1.0,
+    positive_columns: Optional[tf.Tensor] = None,
 ) -> tf.Tensor:
     """Khrylchenko et al. (2025) correction: positive as is, negatives `- log(q_j/(1-q_pos))`.
 
@@ -70,6 +73,8 @@ def logq_correction_positive_uncorrected(
       positive_probabilities: `[B]` sampling probability of each row's positive.
       clip_min: Lower clip of `q_j` and of `1 - q_pos`.
       strength: Multiplier of the correction term.
+      positive_columns: Optional `[B]` column of each row's positive instead of `i`
+        (see `tfrs_negatives.ops.own_column_mask`).
 
     Returns:
       `[B, N]` corrected logits.
@@ -78,4 +83,4 @@ def logq_correction_positive_uncorrected(
     q_pos = tf.cast(positive_probabilities, tf.float32)
     log_rest = tf.math.log(tf.clip_by_value(1.0 - q_pos, clip_min, 1.0))
     corrected = logits - strength * (log_q[None, :] - log_rest[:, None])
-    return tf.where(own_column_mask(logits), logits, corrected)
+    return tf.where(own_column_mask(logits, positive_columns), logits, corrected)

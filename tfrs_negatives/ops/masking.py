@@ -1,5 +1,7 @@
 """Masking of logits with finite constants, and accidental-hit masks on integer ids."""
 
+from typing import Optional
+
 import numpy as np
 import tensorflow as tf
 
@@ -40,7 +42,11 @@ def apply_mask(logits: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     return tf.where(mask, tf.constant(mask_value(logits.dtype), logits.dtype), logits)
 
 
-def accidental_hit_mask(query_positive_ids: tf.Tensor, candidate_ids: tf.Tensor) -> tf.Tensor:
+def accidental_hit_mask(
+    query_positive_ids: tf.Tensor,
+    candidate_ids: tf.Tensor,
+    positive_columns: Optional[tf.Tensor] = None,
+) -> tf.Tensor:
     """Marks candidates that equal the row's positive, other than the positive itself.
 
     Row `i`'s positive sits in column `i` (the TFRS convention: candidate `i` is the
@@ -50,23 +56,30 @@ def accidental_hit_mask(query_positive_ids: tf.Tensor, candidate_ids: tf.Tensor)
     Args:
       query_positive_ids: `[B]` `int64` ids of each row's positive.
       candidate_ids: `[N]` `int64` ids of the candidates (columns), `N >= B`.
+      positive_columns: Optional `[B]` column of each row's positive instead of `i`
+        (see `own_column_mask`).
 
     Returns:
       `[B, N]` boolean mask.
     """
     hits = tf.equal(query_positive_ids[:, None], candidate_ids[None, :])
-    num_rows = tf.shape(query_positive_ids)[0]
-    num_cols = tf.shape(candidate_ids)[0]
-    not_own_column = tf.not_equal(tf.range(num_rows)[:, None], tf.range(num_cols)[None, :])
-    return tf.logical_and(hits, not_own_column)
+    return tf.logical_and(hits, tf.logical_not(own_column_mask(hits, positive_columns)))
 
 
-def own_column_mask(logits: tf.Tensor) -> tf.Tensor:
-    """`[B, N]` boolean, True at `(i, i)`: each row's own positive column.
+def own_column_mask(logits: tf.Tensor, positive_columns: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """`[B, N]` boolean, True at each row's own positive column: `(i, i)` by default.
 
     Built by comparing ranges rather than with `tf.linalg.set_diag`, whose gradient
     XLA cannot compile when the batch size is dynamic.
+
+    Args:
+      logits: `[B, N]` logits (for the shape).
+      positive_columns: Optional `[B]` int32 column of each row's positive, for rows
+        taken out of a batch (row `k` is batch row `positive_columns[k]`); None: the
+        diagonal.
     """
-    rows = tf.range(tf.shape(logits)[0])[:, None]
     cols = tf.range(tf.shape(logits)[1])[None, :]
+    if positive_columns is not None:
+        return tf.equal(tf.cast(positive_columns, tf.int32)[:, None], cols)
+    rows = tf.range(tf.shape(logits)[0])[:, None]
     return tf.equal(rows, cols)
