@@ -225,11 +225,11 @@ def test_rows_logits_of_every_row_are_corrected_logits(correction):
         score_mask=tf.constant(rng.random((b, n + extra)) < 0.8),
     )
     want = ops.corrected_logits(scores, **kwargs)
-    _, got, _, own = rows_logits(scores, tf.range(b), *kwargs.values())
+    _, got, _, own = rows_logits(scores, tf.range(b), **kwargs)
     np.testing.assert_array_equal(got.numpy(), want.numpy())
     np.testing.assert_array_equal(own.numpy(), np.eye(b, n + extra, dtype=bool))
     # Rows 1 and 3 alone: the same rows of the whole batch's logits.
-    _, some, _, _ = rows_logits(scores, tf.constant([1, 3]), *kwargs.values())
+    _, some, _, _ = rows_logits(scores, tf.constant([1, 3]), **kwargs)
     np.testing.assert_array_equal(some.numpy(), want.numpy()[[1, 3]])
 
 

@@ -13,7 +13,7 @@ its gradient, the two backward matmuls); measuring every row costs about as much
 itself (`rows_logits`) and leaves the loss's computation untouched.
 """
 
-from typing import NamedTuple, Optional, Tuple
+from typing import Any, NamedTuple, Optional, Tuple
 
 from tfrs_negatives.ops.logits import corrected_logits, exclusion_mask
 from tfrs_negatives.ops.masking import own_column_mask
@@ -119,15 +119,9 @@ def diagnostic_rows(num_rows: tf.Tensor, row_stride: int) -> tf.Tensor:
 def rows_logits(
     scores: tf.Tensor,
     rows: tf.Tensor,
-    probabilities: Optional[tf.Tensor] = None,
-    correction: str = "logq",
-    clip_min: float = 1e-6,
-    strength: float = 1.0,
     positive_ids: Optional[tf.Tensor] = None,
-    candidate_ids: Optional[tf.Tensor] = None,
-    column_excluded: Optional[tf.Tensor] = None,
-    column_log_weight: Optional[tf.Tensor] = None,
     score_mask: Optional[tf.Tensor] = None,
+    **correction: Any,
 ) -> Tuple[tf.Tensor, tf.Tensor, Optional[tf.Tensor], tf.Tensor]:
     """`corrected_logits` and `exclusion_mask` of some rows of the batch only.
 
@@ -139,9 +133,11 @@ def rows_logits(
     Args:
       scores: `[B, N]` float32 scores of the whole batch.
       rows: `[R]` int32 rows to compute.
-      probabilities, correction, clip_min, strength, positive_ids, candidate_ids,
-        column_excluded, column_log_weight, score_mask: As `corrected_logits`, for
-        the whole batch.
+      positive_ids: Optional `[B]` int64 ids of the whole batch's positives.
+      score_mask: Optional `[B, N]` boolean mask of the whole batch.
+      **correction: The other keyword arguments of `corrected_logits`
+        (`probabilities`, `correction`, `clip_min`, `strength`, `candidate_ids`,
+        `column_excluded`, `column_log_weight`).
 
     Returns:
       `(scores [R, N], logits [R, N], excluded [R, N] bool or None, own [R, N] bool)`:
@@ -153,19 +149,18 @@ def rows_logits(
     score_mask = None if score_mask is None else tf.gather(score_mask, rows)
     logits = corrected_logits(
         scores,
-        probabilities,
-        correction,
-        clip_min,
-        strength,
-        positive_ids,
-        candidate_ids,
-        column_excluded,
-        column_log_weight,
-        score_mask,
+        positive_ids=positive_ids,
+        score_mask=score_mask,
         positive_columns=rows,
+        **correction,
     )
     excluded = exclusion_mask(
-        scores, positive_ids, candidate_ids, column_excluded, score_mask, positive_columns=rows
+        scores,
+        positive_ids,
+        correction.get("candidate_ids"),
+        correction.get("column_excluded"),
+        score_mask,
+        positive_columns=rows,
     )
     own = own_column_mask(scores, rows)
     return scores, logits, excluded, own
@@ -177,15 +172,7 @@ def retrieval_statistics(
     num_segments: int,
     row_stride: int = 1,
     jit_compile: bool = False,
-    probabilities: Optional[tf.Tensor] = None,
-    correction: str = "logq",
-    clip_min: float = 1e-6,
-    strength: float = 1.0,
-    positive_ids: Optional[tf.Tensor] = None,
-    candidate_ids: Optional[tf.Tensor] = None,
-    column_excluded: Optional[tf.Tensor] = None,
-    column_log_weight: Optional[tf.Tensor] = None,
-    score_mask: Optional[tf.Tensor] = None,
+    **correction: Any,
 ) -> NegativeStatistics:
     """`negative_statistics` of the logits `retrieval_loss` takes, on every `row_stride`-th row.
 
@@ -199,8 +186,7 @@ def retrieval_statistics(
       num_segments: Number of sources (static).
       row_stride: Measure rows `0, s, 2s, ...` (`s = row_stride`); 1: every row.
       jit_compile: Compute it as one XLA computation.
-      probabilities, correction, clip_min, strength, positive_ids, candidate_ids,
-        column_excluded, column_log_weight, score_mask: As `corrected_logits`.
+      **correction: The keyword arguments of `corrected_logits` (as `retrieval_loss`).
 
     Returns:
       A `NegativeStatistics` (no gradient flows through it).
@@ -211,21 +197,13 @@ def retrieval_statistics(
         segments,
         num_segments,
         int(row_stride),
-        probabilities,
-        correction,
-        clip_min,
-        strength,
-        positive_ids,
-        candidate_ids,
-        column_excluded,
-        column_log_weight,
-        score_mask,
+        **correction,
     )
 
 
-def _statistics(scores, segments, num_segments, row_stride, *args) -> NegativeStatistics:
+def _statistics(scores, segments, num_segments, row_stride, **correction) -> NegativeStatistics:
     rows = diagnostic_rows(tf.shape(scores)[0], row_stride)
-    scores, logits, excluded, own = rows_logits(scores, rows, *args)
+    scores, logits, excluded, own = rows_logits(scores, rows, **correction)
     return negative_statistics(scores, logits, excluded, segments, num_segments, own)
 
 
