@@ -67,6 +67,8 @@ def test_mock_tfds_end_to_end_json_matches_the_run(tmp_path, capsys):
         assert row["recall@20"] == pytest.approx(mix)
         assert f"{row['recall@20']:.3f}" in out
     assert saved["results"]["hard"]["refreshes"] == 2  # once per epoch
+    # Warm-up and ramp take a third of the 2 epochs each: the full count is reached.
+    assert saved["results"]["hard"]["mined_count_final"] == 4
     assert 0 <= saved["results"]["hard"]["false_negative_rate"] <= 1
     rows = list(csv.DictReader((tmp_path / "results.csv").open()))
     assert [r["strategy"] for r in rows] == list(results)

@@ -222,6 +222,10 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, RunResult]:
         learning_rate=args.learning_rate,
         embedding_dim=args.embedding_dim,
         ks=ks,
+        # Mined negatives start after a warm-up and ramp up over as long again: a
+        # third of the run each, at most an epoch each (so even a one-epoch run mines).
+        hard_warmup_epochs=min(1.0, args.epochs / 3),
+        hard_ramp_epochs=min(1.0, args.epochs / 3),
         # Progress bars on a terminal, one line per epoch in logs.
         verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2),
         seed=args.seed,

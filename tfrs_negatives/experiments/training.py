@@ -185,5 +185,6 @@ def _mining_metrics(strategy: Strategy, split: Split, refresh: RefreshHardNegati
         "refresh_seconds": float(sum(refresh.timings)),
         "refresh_failures": float(refresh.failures),
         "fallbacks": float(mining.source.fallbacks.numpy()),
+        "mined_count_final": float(mining.source.active_count.numpy()),
         "false_negative_rate": float(rate["rate"]),
     }
