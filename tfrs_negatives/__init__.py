@@ -20,6 +20,7 @@ from tfrs_negatives import (  # noqa: E402
     negatives,
     ops,
     tasks,
+    towers,
 )
 from tfrs_negatives.estimators import (  # noqa: E402
     ExactFrequencyEstimator,
@@ -46,4 +47,5 @@ __all__ = [
     "negatives",
     "ops",
     "tasks",
+    "towers",
 ]
