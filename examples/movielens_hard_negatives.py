@@ -380,34 +380,26 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
             parser.error(f"--hard_count {args.hard_count} exceeds the {flag} of {hi - lo} ranks")
     ks = [int(k) for k in args.ks.split(",")]
 
-    (
-        source,
-        (train_users, train_titles),
-        (test_users, test_titles),
-        users,
-        titles,
-        train_idx,
-        test_idx,
-        head,
-    ) = prepare_split(args, parser, ks)
+    source, split = prepare_split(args, parser, ks)
+    users, titles, head = split.users, split.items, split.head
     for flag, (_, hi) in windows:
         if hi > len(titles):
             parser.error(f"{flag}: rank {hi} is beyond the catalogue of {len(titles)} titles")
-    steps_per_epoch = math.ceil(len(train_users) / args.batch_size)
+    steps_per_epoch = math.ceil(len(split.train_users) / args.batch_size)
     schedule = warmup_schedule(
         args.hard_count, steps_per_epoch, args.hard_warmup_epochs, args.hard_ramp_epochs
     )
     print(
-        f"data: {source}; {len(train_users)} train / {len(test_users)} test ratings, "
+        f"data: {source}; {len(split.train_users)} train / {len(split.test_users)} test ratings, "
         f"{len(users)} users, {len(titles)} titles, {head.sum()} head titles; batch "
         f"{args.batch_size} ({steps_per_epoch} steps/epoch), {args.epochs} epochs, miner "
         f"{args.miner}; mined count schedule (step, count): {schedule}"
     )
 
     genres = title_genres(args, titles) if args.item_tower != "id" else None
-    known = KnownPositives(train_users, train_titles)
-    held_out = KnownPositives(test_users, test_titles)
-    train = training_batches(train_users, train_titles, args.batch_size, args.seed)
+    known = KnownPositives(split.train_users, split.train_items)
+    held_out = KnownPositives(split.test_users, split.test_items)
+    train = training_batches(split.train_users, split.train_items, args.batch_size, args.seed)
     results: Dict[str, Dict[str, float]] = {}
     details: Dict[str, Dict[str, Any]] = {}
     models: Dict[str, Any] = {}
@@ -420,8 +412,8 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
             users,
             titles,
             known,
-            train_users,
-            train_titles,
+            split.train_users,
+            split.train_items,
             miner_kind=args.miner,
             num_negatives=args.num_negatives,
             hard_count=args.hard_count,
@@ -464,10 +456,10 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
         history = model.fit(train, epochs=args.epochs, verbose=0, callbacks=callbacks)
         seconds = time.perf_counter() - start
         losses = history.history.get("loss", [])
-        queries = model.query_tower(tf.constant(test_users)).numpy()
+        queries = model.query_tower(tf.constant(split.test_users)).numpy()
         items = model.item_tower(tf.constant(titles)).numpy()
         row = {
-            **recall_at_k(queries, items, test_idx, ks, head),
+            **recall_at_k(queries, items, split.test_index, ks, head),
             "final_loss": float(losses[-1]) if losses else float("nan"),
             "train_seconds": seconds,
             "refreshes": 0.0,
@@ -482,8 +474,8 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
             rate = false_negative_rate_by_rank(
                 mining.table,
                 mining.source.catalogue,
-                train_titles if side == "item" else train_users,
-                train_users,
+                split.train_items if side == "item" else split.train_users,
+                split.train_users,
                 held_out,
                 mining.miner.min_rank,
                 [mining.miner.min_rank, mining.miner.max_rank],
@@ -534,7 +526,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
             },
             results,
         )
-    export_and_query(args, results, models, test_users, titles)  # the best run, served
+    export_and_query(args, results, models, split.test_users, titles)  # the best run, served
     return results
 
 

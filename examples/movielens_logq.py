@@ -99,36 +99,18 @@ def chosen_strategies(
 
 
 def prepare_split(args: argparse.Namespace, parser: argparse.ArgumentParser, ks: List[int]):
-    """Loads MovieLens, splits it (tutorial protocol) and indexes the titles.
+    """Loads MovieLens and splits it (the tutorial protocol).
 
     Returns:
-      `(source, (train_users, train_titles), (test_users, test_titles), users, titles,
-      train_idx, test_idx, head)`: vocabularies sorted, `*_idx` title positions in
-      `titles`, `head` the boolean mask of head titles.
+      `(source, split)`: where the data came from, and the
+      `tfrs_negatives.experiments.Split` (train/test interactions, sorted user and
+      title vocabularies, title positions, head titles).
     """
     dataset, source = load_movielens(args.config, args.movielens_dir)
     split = split_interactions(*rating_pairs(dataset), args.seed)
     if max(ks) > len(split.items):
         parser.error(f"--ks: k={max(ks)} exceeds the catalogue of {len(split.items)} titles")
-    train_users, train_titles = split.train_users, split.train_items
-    test_users, test_titles = split.test_users, split.test_items
-    users, titles, train_idx, test_idx, head = (
-        split.users,
-        split.items,
-        split.train_index,
-        split.test_index,
-        split.head,
-    )
-    return (
-        source,
-        (train_users, train_titles),
-        (test_users, test_titles),
-        users,
-        titles,
-        train_idx,
-        test_idx,
-        head,
-    )
+    return source, split
 
 
 def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
@@ -138,43 +120,35 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
     args = parser.parse_args(argv)
     strategies = chosen_strategies(parser, args, STRATEGIES)
     ks = [int(k) for k in args.ks.split(",")]
-    (
-        source,
-        (train_users, train_titles),
-        (test_users, test_titles),
-        users,
-        titles,
-        train_idx,
-        test_idx,
-        head,
-    ) = prepare_split(args, parser, ks)
+    source, split = prepare_split(args, parser, ks)
+    users, titles, head = split.users, split.items, split.head
     print(
-        f"data: {source}; {len(train_users)} train / {len(test_users)} test ratings, "
+        f"data: {source}; {len(split.train_users)} train / {len(split.test_users)} test ratings, "
         f"{len(users)} users, {len(titles)} titles, {head.sum()} head titles"
     )
 
-    train = training_batches(train_users, train_titles, args.batch_size, args.seed)
+    train = training_batches(split.train_users, split.train_items, args.batch_size, args.seed)
     results: Dict[str, Dict[str, float]] = {}
     models: Dict[str, tf.keras.Model] = {}
     for strategy in strategies:
         tf.keras.utils.set_random_seed(args.seed)
         model = models[strategy] = MovielensModel(
-            users, titles, make_task(strategy, train_titles), args.embedding_dim
+            users, titles, make_task(strategy, split.train_items), args.embedding_dim
         )
         model.compile(optimizer=tf.keras.optimizers.Adagrad(args.learning_rate))
         start = time.perf_counter()
         model.fit(train, epochs=args.epochs, verbose=0)
         seconds = time.perf_counter() - start
-        queries = model.query_tower(tf.constant(test_users)).numpy()
+        queries = model.query_tower(tf.constant(split.test_users)).numpy()
         items = model.item_tower(tf.constant(titles)).numpy()
         results[strategy] = {
-            **recall_at_k(queries, items, test_idx, ks, head),
+            **recall_at_k(queries, items, split.test_index, ks, head),
             "train_seconds": seconds,
         }
     print_table(results, ks)
     if args.output_json:
         write_json(args.output_json, {"source": source}, results)
-    export_and_query(args, results, models, test_users, titles)  # the best run, served
+    export_and_query(args, results, models, split.test_users, titles)  # the best run, served
     return results
 
 

@@ -144,24 +144,16 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
         parser.error(f"--num_negatives must be >= 1, got {args.num_negatives}")
     ks = [int(k) for k in args.ks.split(",")]
 
-    (
-        source,
-        (train_users, train_titles),
-        (test_users, test_titles),
-        users,
-        titles,
-        train_idx,
-        test_idx,
-        head,
-    ) = prepare_split(args, parser, ks)
-    train_counts = np.bincount(train_idx, minlength=len(titles))
+    source, split = prepare_split(args, parser, ks)
+    users, titles, head = split.users, split.items, split.head
+    train_counts = split.train_counts
     print(
-        f"data: {source}; {len(train_users)} train / {len(test_users)} test ratings, "
+        f"data: {source}; {len(split.train_users)} train / {len(split.test_users)} test ratings, "
         f"{len(users)} users, {len(titles)} titles ({int((train_counts == 0).sum())} unrated "
         f"in training), {head.sum()} head titles; {args.num_negatives} sampled negatives"
     )
 
-    train = training_batches(train_users, train_titles, args.batch_size, args.seed)
+    train = training_batches(split.train_users, split.train_items, args.batch_size, args.seed)
     results: Dict[str, Dict[str, float]] = {}
     initial: Optional[List[np.ndarray]] = None
     models: Dict[str, tf.keras.Model] = {}
@@ -183,10 +175,10 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
         if args.epochs > 0:  # 0: evaluates the shared initial weights
             losses = model.fit(train, epochs=args.epochs, verbose=0).history.get("loss", [])
         seconds = time.perf_counter() - start
-        queries = model.query_tower(tf.constant(test_users)).numpy()
+        queries = model.query_tower(tf.constant(split.test_users)).numpy()
         items = model.item_tower(tf.constant(titles)).numpy()
         results[strategy] = {
-            **recall_at_k(queries, items, test_idx, ks, head),
+            **recall_at_k(queries, items, split.test_index, ks, head),
             "final_loss": float(losses[-1]) if losses else float("nan"),
             "train_seconds": seconds,
         }
@@ -202,7 +194,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
             },
             results,
         )
-    export_and_query(args, results, models, test_users, titles)  # the best run, served
+    export_and_query(args, results, models, split.test_users, titles)  # the best run, served
     return results
 
 
