@@ -77,13 +77,16 @@ def test_mock_tfds_end_to_end_json_matches_the_run(tmp_path, capsys):
     assert saved["diagnosis"] and "Diagnosis:" in out
 
 
-def test_run_metrics_equal_a_direct_numpy_evaluation():
+@pytest.mark.parametrize("exclude_seen", [False, True])
+def test_run_metrics_equal_a_direct_numpy_evaluation(exclude_seen):
     users, items = synthetic_interactions(
         SyntheticConfig(num_users=80, num_items=60, seed=3, interactions_per_user=20)
     )
     split = split_interactions(users, items, seed=1)
     strategy = make_strategy("mixed", split, StrategyOptions(num_negatives=16))
-    options = TrainingOptions(epochs=1, batch_size=64, ks=(5, 20), verbose=0, num_groups=4)
+    options = TrainingOptions(
+        epochs=1, batch_size=64, ks=(5, 20), verbose=0, num_groups=4, exclude_seen=exclude_seen
+    )
     train = training_batches(split.train_users, split.train_items, 64, 1)
     result, _, model = train_and_evaluate(strategy, split, train, options)
 
@@ -91,6 +94,11 @@ def test_run_metrics_equal_a_direct_numpy_evaluation():
     catalogue = model.item_tower(tf.constant(split.items)).numpy()
     scores = queries @ catalogue.T
     true = scores[np.arange(len(scores)), split.test_index]
+    if exclude_seen:  # the items each user rated in training leave its ranking
+        for row, user in enumerate(split.test_users):
+            seen = split.train_index[split.train_users == user]
+            seen = seen[seen != split.test_index[row]]
+            scores[row, seen] = -np.inf
     ranks = (scores > true[:, None]).sum(1)
     for k in (5, 20):
         assert result.metrics[f"recall@{k}"] == pytest.approx(np.mean(ranks < k))

@@ -1,6 +1,6 @@
 """Recall@k and head/tail split against hand-worked examples."""
 
-from tfrs_negatives.evaluation import head_items, recall_at_k
+from tfrs_negatives.evaluation import head_items, recall_at_k, seen_items, true_item_ranks
 
 import numpy as np
 import pytest
@@ -41,3 +41,32 @@ def test_recall_matches_brute_force_sort():
     result = recall_at_k(q, it, true, ks=(5,), batch_size=7)
     top5 = np.argsort(-(q @ it.T), axis=1)[:, :5]
     assert result["recall@5"] == pytest.approx(np.mean([t in row for t, row in zip(true, top5)]))
+
+
+def test_excluded_items_leave_the_ranking_but_the_true_item_stays():
+    rng = np.random.default_rng(3)
+    queries, items = rng.normal(size=(40, 4)), rng.normal(size=(25, 4))
+    true = rng.integers(0, 25, 40)
+    excluded = [rng.choice(25, size=rng.integers(0, 10), replace=False) for _ in range(40)]
+    excluded[0] = np.append(excluded[0], true[0])  # listing the true item changes nothing
+    scores = queries @ items.T
+    expected = []
+    for row in range(40):
+        kept = np.setdiff1d(np.arange(25), np.setdiff1d(excluded[row], [true[row]]))
+        expected.append(int((scores[row, kept] > scores[row, true[row]]).sum()))
+    ranks = true_item_ranks(queries, items, true, batch_size=16, excluded=excluded)
+    np.testing.assert_array_equal(ranks, expected)
+    assert (ranks <= true_item_ranks(queries, items, true)).all()
+    got = recall_at_k(queries, items, true, ks=(1, 5), excluded=excluded)
+    assert got["recall@5"] == pytest.approx(np.mean(np.array(expected) < 5))
+    with pytest.raises(ValueError, match="one array per interaction"):
+        true_item_ranks(queries, items, true, excluded=excluded[:3])
+
+
+def test_seen_items_per_query():
+    seen = seen_items(
+        np.array([b"a", b"c", b"b", b"a"]),
+        np.array([b"a", b"b", b"a", b"a", b"b"]),
+        np.array([3, 1, 0, 3, 4]),
+    )
+    assert [s.tolist() for s in seen] == [[0, 3], [], [1, 4], [0, 3]]

@@ -1,6 +1,6 @@
 """Exact recall@k over a whole catalogue, overall and split into head and tail items."""
 
-from typing import Dict, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 
@@ -38,6 +38,7 @@ def recall_at_k(
     ks: Sequence[int] = (10, 50, 100),
     head: np.ndarray | None = None,
     batch_size: int = 4096,
+    excluded: Sequence[np.ndarray] | None = None,
 ) -> Dict[str, float]:
     """Share of test interactions whose true item ranks in the top k of the catalogue.
 
@@ -53,6 +54,9 @@ def recall_at_k(
       head: Optional `[num_items]` boolean mask; adds `head_recall@k` and
         `tail_recall@k` (interactions whose true item is in the head / not).
       batch_size: Queries scored at a time.
+      excluded: Optional, per test interaction, catalogue indices left out of its
+        ranking (e.g. the items its user saw in training: `seen_items`); the
+        interaction's own true item always stays.
 
     Returns:
       Dict of `recall@k` (and head/tail) values, plus the counts `n`, `n_head`.
@@ -61,7 +65,25 @@ def recall_at_k(
     if max(ks) > num_items:
         raise ValueError(f"`ks` must not exceed the catalogue size {num_items}, got {list(ks)}.")
     true_items = np.asarray(true_items)
-    ranks = true_item_ranks(query_embeddings, item_embeddings, true_items, batch_size)
+    ranks = true_item_ranks(query_embeddings, item_embeddings, true_items, batch_size, excluded)
+    return recall_from_ranks(ranks, true_items, ks, head)
+
+
+def recall_from_ranks(
+    ranks: np.ndarray,
+    true_items: np.ndarray,
+    ks: Sequence[int] = (10, 50, 100),
+    head: np.ndarray | None = None,
+) -> Dict[str, float]:
+    """`recall_at_k`'s dict from the true items' ranks (`true_item_ranks`).
+
+    Args:
+      ranks: `[n]` rank of each test interaction's true item.
+      true_items: `[n]` index of each interaction's item in the catalogue.
+      ks: Cut-offs.
+      head: Optional `[num_items]` boolean mask of head items.
+    """
+    true_items = np.asarray(true_items)
     result: Dict[str, float] = {"n": float(len(ranks))}
     groups = {"": np.ones(len(ranks), dtype=bool)}
     if head is not None:
@@ -80,6 +102,7 @@ def true_item_ranks(
     item_embeddings: np.ndarray,
     true_items: np.ndarray,
     batch_size: int = 4096,
+    excluded: Sequence[np.ndarray] | None = None,
 ) -> np.ndarray:
     """`[n]` rank of each true item: the number of catalogue items scoring strictly higher.
 
@@ -88,6 +111,8 @@ def true_item_ranks(
       item_embeddings: `[num_items, d]` the whole catalogue.
       true_items: `[n]` index of each interaction's item in the catalogue.
       batch_size: Queries scored at a time.
+      excluded: Optional `n` arrays of catalogue indices that do not count against
+        the interaction (they leave its ranking); its true item always stays.
     """
     true_items = np.asarray(true_items)
     if len(query_embeddings) != len(true_items):
@@ -95,13 +120,43 @@ def true_item_ranks(
             f"`query_embeddings` has {len(query_embeddings)} rows but `true_items` "
             f"{len(true_items)}."
         )
+    if excluded is not None and len(excluded) != len(true_items):
+        raise ValueError(
+            f"`excluded` must hold one array per interaction ({len(true_items)}), got "
+            f"{len(excluded)}."
+        )
     ranks = np.empty(len(true_items), dtype=np.int64)
     for start in range(0, len(true_items), batch_size):
         scores = query_embeddings[start : start + batch_size] @ item_embeddings.T
         rows = np.arange(scores.shape[0])
         true_scores = scores[rows, true_items[start : start + batch_size]]
-        ranks[start : start + batch_size] = (scores > true_scores[:, None]).sum(axis=1)
+        above = scores > true_scores[:, None]
+        if excluded is not None:
+            for row in rows:
+                above[row, excluded[start + row]] = False  # the true item is never above
+        ranks[start : start + batch_size] = above.sum(axis=1)
     return ranks
+
+
+def seen_items(
+    query_users: np.ndarray, train_users: np.ndarray, train_items: np.ndarray
+) -> List[np.ndarray]:
+    """For each query, the catalogue indices its user interacted with in training.
+
+    Args:
+      query_users: `[n]` user of each test interaction.
+      train_users: `[m]` user of each training interaction.
+      train_items: `[m]` catalogue index of each training interaction's item.
+
+    Returns:
+      `n` int64 arrays (shared between queries of one user), for `excluded=`.
+    """
+    by_user: Dict[object, list] = {}
+    for user, item in zip(np.asarray(train_users).tolist(), np.asarray(train_items).tolist()):
+        by_user.setdefault(user, []).append(item)
+    arrays = {user: np.unique(np.array(items, np.int64)) for user, items in by_user.items()}
+    empty = np.zeros(0, np.int64)
+    return [arrays.get(user, empty) for user in np.asarray(query_users).tolist()]
 
 
 def popularity_groups(train_counts: np.ndarray, num_groups: int = 10) -> np.ndarray:

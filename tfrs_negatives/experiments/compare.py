@@ -104,6 +104,12 @@ def parser() -> argparse.ArgumentParser:
     budget.add_argument("--embedding_dim", type=int, default=32)
     budget.add_argument("--ks", default="10,50,100")
     budget.add_argument("--seed", type=int, default=42)
+    budget.add_argument(
+        "--exclude_seen",
+        action="store_true",
+        help="leave each user's training items out of its test rankings (the usual "
+        "recommender protocol; the TFRS tutorial, and the default, keep them)",
+    )
     out = p.add_argument_group("output")
     out.add_argument("--output_dir", default="tfrs_negatives_compare")
     out.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -229,6 +235,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, RunResult]:
         # Progress bars on a terminal, one line per epoch in logs.
         verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2),
         seed=args.seed,
+        exclude_seen=args.exclude_seen,
     )
     train = training_batches(split.train_users, split.train_items, args.batch_size, args.seed)
     results: Dict[str, RunResult] = {}
@@ -250,7 +257,10 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, RunResult]:
     rows = table_rows(results, ks)
     diagnosis = diagnose(results, max(ks))
     print()
-    print(f"{label}, {args.epochs} epochs, batch {args.batch_size}, {elapsed:.0f} s in all")
+    protocol = ", training items excluded from rankings" if args.exclude_seen else ""
+    print(
+        f"{label}, {args.epochs} epochs, batch {args.batch_size}{protocol}, {elapsed:.0f} s in all"
+    )
     print(format_table(rows))
     negative_rows = diagnostics_rows(results)
     if negative_rows:

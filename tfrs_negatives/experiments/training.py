@@ -8,8 +8,9 @@ from typing import Any, Dict, List, Optional, Sequence
 from tfrs_negatives.callbacks import NegativeCurriculum, RefreshHardNegatives
 from tfrs_negatives.evaluation import (
     popularity_groups,
-    recall_at_k,
     recall_by_group,
+    recall_from_ranks,
+    seen_items,
     true_item_ranks,
 )
 from tfrs_negatives.experiments.model import TwoTowerModel, build, set_tower_weights, tower_weights
@@ -37,6 +38,8 @@ class TrainingOptions:
       hard_ramp_epochs: Epochs over which their count ramps up.
       verbose: Keras progress bars (1) or none (0).
       seed: Seed of initial weights and shuffling.
+      exclude_seen: Leave the items each user saw in training out of its test
+        rankings (the usual recommender protocol; the TFRS tutorial keeps them).
     """
 
     epochs: int = 3
@@ -49,6 +52,7 @@ class TrainingOptions:
     hard_ramp_epochs: float = 1.0
     verbose: int = 1
     seed: int = 42
+    exclude_seen: bool = False
 
 
 class StepTimer(tf.keras.callbacks.Callback):
@@ -139,9 +143,12 @@ def train_and_evaluate(
 
     queries = model.query_tower(tf.constant(split.test_users)).numpy()
     items = model.item_tower(tf.constant(split.items)).numpy()
-    ranks = true_item_ranks(queries, items, split.test_index)
+    excluded = None
+    if options.exclude_seen:
+        excluded = seen_items(split.test_users, split.train_users, split.train_index)
+    ranks = true_item_ranks(queries, items, split.test_index, excluded=excluded)
     metrics: Dict[str, Any] = dict(
-        recall_at_k(queries, items, split.test_index, options.ks, split.head)
+        recall_from_ranks(ranks, split.test_index, options.ks, split.head)
     )
     groups = popularity_groups(split.train_counts, options.num_groups)
     by_group = recall_by_group(ranks, groups[split.test_index], max(options.ks), options.num_groups)
