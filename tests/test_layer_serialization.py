@@ -72,6 +72,21 @@ def _recall(**overrides: Any) -> PopularityStratifiedRecall:
     return PopularityStratifiedRecall(**kwargs)
 
 
+# The task's non-default scalar arguments: given to it, and then expected in its config.
+TASK_ARGUMENTS = dict(
+    correction="positive_uncorrected",
+    correction_strength=0.5,
+    probability_clip=1e-4,
+    duplicates="keep",
+    remove_accidental_hits=True,
+    sampled_loss="gbce",
+    num_items=5,
+    gbce_calibration=0.5,
+    temperature=0.25,
+    jit_compile=False,
+    name="task",
+)
+
 # name -> (factory, entries the config must hold for the non-default arguments given)
 CASES: Dict[str, tuple] = {
     "StreamingFrequencyEstimator": (
@@ -130,31 +145,9 @@ CASES: Dict[str, tuple] = {
                 Popularity(TITLES, 3, counts=[1, 1, 2, 3, 5], seed=5),
                 _mined(side="item", known_positives=None),
             ],
-            correction="positive_uncorrected",
-            correction_strength=0.5,
-            probability_clip=1e-4,
-            duplicates="keep",
-            remove_accidental_hits=True,
-            sampled_loss="gbce",
-            num_items=5,
-            gbce_calibration=0.5,
-            temperature=0.25,
-            jit_compile=False,
-            name="task",
+            **TASK_ARGUMENTS,
         ),
-        dict(
-            correction="positive_uncorrected",
-            correction_strength=0.5,
-            probability_clip=1e-4,
-            duplicates="keep",
-            remove_accidental_hits=True,
-            sampled_loss="gbce",
-            num_items=5,
-            gbce_calibration=0.5,
-            temperature=0.25,
-            jit_compile=False,
-            name="task",
-        ),
+        TASK_ARGUMENTS,
     ),
     "PopularityStratifiedRecall": (
         _recall,
