@@ -625,22 +625,30 @@ def _read_in_graph(dataset: tf.data.Dataset, has_ids: bool, num_items: int):
     return to_int64_ids(tf.reshape(element[0], [-1]), "candidates"), tf.cast(element[1], tf.float32)
 
 
+def _catalogue_rows(source: "_CatalogueSource", ids: np.ndarray):
+    """`(rows, known)`: each id's row in the catalogue, and whether it is there at all.
+
+    `rows[i]` is meaningful only where `known[i]`.
+    """
+    order = np.argsort(source.ids, kind="stable")
+    sorted_ids = source.ids[order]
+    index = np.minimum(np.searchsorted(sorted_ids, ids), source.num_items - 1)
+    return order[index], sorted_ids[index] == ids
+
+
 class _SeenPairs:
     """Training (query, item) pairs as sorted query keys and per-query catalogue rows."""
 
     def __init__(self, exclude_seen: Any, source: _CatalogueSource) -> None:
         queries, items, query_kind, self.raw = _read_pairs(exclude_seen, source)
         self.query_kind = query_kind
-        order = np.argsort(source.ids, kind="stable")
-        sorted_ids = source.ids[order]
-        index = np.minimum(np.searchsorted(sorted_ids, items), source.num_items - 1)
-        known = sorted_ids[index] == items
+        rows, known = _catalogue_rows(source, items)
         if not known.any():
             raise ValueError(
                 "`exclude_seen` has no pair whose item id is in the catalogue (`candidates`): "
                 "check that both use the same ids."
             )
-        pairs = np.unique(np.stack([queries[known], order[index[known]]], axis=1), axis=0)
+        pairs = np.unique(np.stack([queries[known], rows[known]], axis=1), axis=0)
         keys, starts = np.unique(pairs[:, 0], return_index=True)
         self.num_pairs = int(pairs.shape[0])
         self._keys = tf.constant(keys, tf.int64)
@@ -734,17 +742,14 @@ def _aligned_counts(item_counts: Any, source: _CatalogueSource) -> np.ndarray:
                 f"{source.id_kind} ids."
             )
         values = _as_counts(list(item_counts.values()))
-        order = np.argsort(source.ids, kind="stable")
-        sorted_ids = source.ids[order]
-        index = np.minimum(np.searchsorted(sorted_ids, keys), source.num_items - 1)
-        known = sorted_ids[index] == keys
+        rows, known = _catalogue_rows(source, keys)
         if not known.any():
             raise ValueError(
                 "`item_counts` has no key that is a catalogue id (`candidates`): check that "
                 "both use the same ids."
             )
         counts = np.zeros(source.num_items, np.float64)
-        np.add.at(counts, order[index[known]], values[known])
+        np.add.at(counts, rows[known], values[known])
     else:
         counts = _as_counts(item_counts)
         if counts.size != source.num_items:
