@@ -129,6 +129,7 @@ import tfrs_negatives as tfn  # first: selects Keras 2 for TFRS
 from tfrs_negatives.data import load_movielens
 from tfrs_negatives.evaluation import recall_at_k
 from tfrs_negatives.experiments import warmup_schedule
+from tfrs_negatives.experiments.strategies import parse_window
 from tfrs_negatives.mining import (
     BruteForceMiner,
     HardNegativeTable,
@@ -323,12 +324,9 @@ def title_genres(args: argparse.Namespace, titles: np.ndarray) -> np.ndarray:
 
 def _window(text: str, flag: str, parser: argparse.ArgumentParser) -> Tuple[int, int]:
     try:
-        lo, hi = (int(v) for v in text.split(","))
-    except ValueError:
-        parser.error(f"{flag} must be 'lo,hi' (two integers), got {text!r}")
-    if not 0 <= lo < hi:
-        parser.error(f"{flag} needs 0 <= lo < hi, got [{lo}, {hi})")
-    return lo, hi
+        return parse_window(text, flag)
+    except ValueError as err:
+        parser.error(str(err))
 
 
 def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:

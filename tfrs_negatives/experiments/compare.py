@@ -39,6 +39,7 @@ from tfrs_negatives.experiments.strategies import (
     chosen,
     make_strategy,
     parse_mix,
+    parse_window,
 )
 from tfrs_negatives.experiments.synthetic import SyntheticConfig
 from tfrs_negatives.experiments.training import RunResult, TrainingOptions, train_and_evaluate
@@ -118,12 +119,9 @@ def parser() -> argparse.ArgumentParser:
 
 def _window(text: str, flag: str) -> Tuple[int, int]:
     try:
-        lo, hi = (int(v) for v in text.split(","))
-    except ValueError:
-        raise UsageError(f"{flag} must be 'lo,hi' (two integers), got {text!r}") from None
-    if not 0 <= lo < hi:
-        raise UsageError(f"{flag} needs 0 <= lo < hi, got [{lo}, {hi})")
-    return lo, hi
+        return parse_window(text, flag)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def _positive(args: argparse.Namespace, *names: str) -> None:

@@ -89,6 +89,21 @@ class Strategy:
     counts: Dict[str, int]
 
 
+def parse_window(text: str, flag: str) -> Tuple[int, int]:
+    """Parses a rank window `"lo,hi"` given as `flag` into `(lo, hi)`.
+
+    Raises:
+      ValueError: Not two integers, or not `0 <= lo < hi` (the message names `flag`).
+    """
+    try:
+        lo, hi = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"{flag} must be 'lo,hi' (two integers), got {text!r}") from None
+    if not 0 <= lo < hi:
+        raise ValueError(f"{flag} needs 0 <= lo < hi, got [{lo}, {hi})")
+    return lo, hi
+
+
 def parse_mix(text: str) -> Dict[str, float]:
     """Parses `"inbatch=1,uniform=0.9,hard=0.1"` into `{source: share}`.
 
