@@ -6,19 +6,9 @@ from tfrs_negatives.negatives import FullCatalogue, InBatch, Uniform
 import numpy as np
 import pytest
 import tensorflow as tf
+from tests_support import FixedDraws
 
 N_ITEMS, DIM = 12, 4
-
-
-class FixedDraws(Uniform):
-    """A uniform source whose draws are given (to compare against NumPy)."""
-
-    def __init__(self, catalogue, indices, **kwargs):
-        super().__init__(catalogue, len(indices), **kwargs)
-        self._indices = tf.constant(indices, tf.int64)
-
-    def sample(self):
-        return self.catalogue.gather(self._indices)
 
 
 def _setup(seed=0):

@@ -11,21 +11,10 @@ from tfrs_negatives.ops.diagnostics import rows_logits
 import numpy as np
 import pytest
 import tensorflow as tf
-from tests_support import NUM_ITEMS, TwoTower, interactions
+from tests_support import NUM_ITEMS, FixedDraws, TwoTower, interactions
 
 N_ITEMS, DIM = 12, 4
 STATS = ("mass", "gap", "masked", "distinct")
-
-
-class FixedDraws(Uniform):
-    """A uniform source whose draws are given (to compare against NumPy)."""
-
-    def __init__(self, catalogue, indices, **kwargs):
-        super().__init__(catalogue, len(indices), **kwargs)
-        self._indices = tf.constant(indices, tf.int64)
-
-    def sample(self):
-        return self.catalogue.gather(self._indices)
 
 
 def _logged(task):

@@ -1,5 +1,7 @@
 """Small two-tower model and data shared by the training tests."""
 
+from tfrs_negatives.negatives import Uniform
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
@@ -43,3 +45,14 @@ def load_script(path, name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+class FixedDraws(Uniform):
+    """A uniform source whose draws are given (to compare against NumPy)."""
+
+    def __init__(self, catalogue, indices, **kwargs):
+        super().__init__(catalogue, len(indices), **kwargs)
+        self._indices = tf.constant(indices, tf.int64)
+
+    def sample(self):
+        return self.catalogue.gather(self._indices)
