@@ -97,13 +97,13 @@ def test_retrieval_loss_with_column_exclusions_and_weights(loss):
     q = rng.uniform(0.05, 0.5, 6).astype(np.float32)
     excluded = np.array([False, False, False, False, True, False])
     log_w = np.log(np.array([1, 1, 1, 1, 1, 0.5], np.float32))
-    kwargs = dict(
+    inputs = ops.CorrectionInputs(
         probabilities=tf.constant(q),
         column_excluded=tf.constant(excluded),
         column_log_weight=tf.constant(log_w),
     )
-    got = ops.retrieval_loss(tf.constant(scores), None, loss, **kwargs).numpy()
-    fused = ops.fused_retrieval_loss(tf.constant(scores), None, loss, **kwargs).numpy()
+    got = ops.retrieval_loss(tf.constant(scores), inputs, None, loss).numpy()
+    fused = ops.fused_retrieval_loss(tf.constant(scores), inputs, None, loss).numpy()
     total = 0.0
     for i in range(3):
         row = scores[i].astype(np.float64) - np.log(q)

@@ -202,9 +202,9 @@ def test_rows_logits_of_every_row_are_corrected_logits(correction):
     rng = np.random.default_rng(2)
     b, n, extra = 5, 9, 3  # extra: per-row columns after the shared ones
     scores = tf.constant(rng.normal(size=(b, n + extra)).astype(np.float32))
-    kwargs = dict(
+    inputs = ops.CorrectionInputs(
         probabilities=tf.constant(rng.uniform(0.01, 0.9, n + extra).astype(np.float32)),
-        correction=correction,
+        method=correction,
         clip_min=1e-6,
         strength=0.7,
         positive_ids=tf.constant([1, 2, 1, 4, 5], tf.int64),
@@ -213,12 +213,12 @@ def test_rows_logits_of_every_row_are_corrected_logits(correction):
         column_log_weight=tf.constant(rng.normal(size=n + extra).astype(np.float32)),
         score_mask=tf.constant(rng.random((b, n + extra)) < 0.8),
     )
-    want = ops.corrected_logits(scores, **kwargs)
-    _, got, _, own = rows_logits(scores, tf.range(b), **kwargs)
+    want = ops.corrected_logits(scores, inputs)
+    _, got, _, own = rows_logits(scores, tf.range(b), inputs)
     np.testing.assert_array_equal(got.numpy(), want.numpy())
     np.testing.assert_array_equal(own.numpy(), np.eye(b, n + extra, dtype=bool))
     # Rows 1 and 3 alone: the same rows of the whole batch's logits.
-    _, some, _, _ = rows_logits(scores, tf.constant([1, 3]), **kwargs)
+    _, some, _, _ = rows_logits(scores, tf.constant([1, 3]), inputs)
     np.testing.assert_array_equal(some.numpy(), want.numpy()[[1, 3]])
 
 
@@ -319,7 +319,7 @@ def test_two_sources_of_one_class_get_their_own_metrics():
         diagnostics=False,
     )
     with pytest.raises(ValueError, match="reserve"):
-        tfn.CorrectedRetrieval(negatives=[InBatch(name="positive")])
+        tfn.CorrectedRetrieval(negatives=[InBatch(name="positive")], diagnostics=True)
 
 
 def test_get_config_round_trip():

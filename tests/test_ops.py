@@ -105,16 +105,16 @@ def test_fused_loss_equals_unfused_and_numpy(correction):
     q = rng.uniform(0.01, 0.5, size=n).astype(np.float32)
     ids = rng.integers(0, 4, size=n).astype(np.int64)
     weights = rng.uniform(0.5, 1.5, size=b).astype(np.float32)
-    kwargs = dict(
+    inputs = ops.CorrectionInputs(
         probabilities=tf.constant(q),
-        correction=correction,
+        method=correction,
         clip_min=1e-6,
         strength=1.0,
         positive_ids=tf.constant(ids[:b]),
         candidate_ids=tf.constant(ids),
     )
-    fused = ops.fused_retrieval_loss(tf.constant(scores), tf.constant(weights), **kwargs)
-    plain = ops.retrieval_loss(tf.constant(scores), tf.constant(weights), **kwargs)
+    fused = ops.fused_retrieval_loss(tf.constant(scores), inputs, tf.constant(weights))
+    plain = ops.retrieval_loss(tf.constant(scores), inputs, tf.constant(weights))
     # NumPy: correct, then drop accidental hits from each row's denominator.
     total = 0.0
     for i in range(b):
@@ -148,23 +148,16 @@ def test_corrected_logits_of_rows_taken_out_of_the_batch_equal_the_full_rows(cor
     b, n = 6, 9
     scores = tf.constant(rng.normal(size=(b, n)), tf.float32)
     ids = tf.constant([3, 1, 3, 7, 2, 1, 5, 3, 8], tf.int64)  # repeats: accidental hits
-    kwargs = dict(
+    inputs = ops.CorrectionInputs(
         probabilities=tf.constant(rng.uniform(0.01, 0.5, n), tf.float32),
-        correction=correction,
+        method=correction,
         candidate_ids=ids,
         column_excluded=tf.constant([False, False, True, False, False, False, True, False, False]),
         column_log_weight=tf.constant(rng.normal(size=n), tf.float32),
+        positive_ids=ids[:b],
+        score_mask=tf.constant(rng.uniform(size=(b, n)) > 0.2),
     )
-    score_mask = tf.constant(rng.uniform(size=(b, n)) > 0.2)
-    full = ops.corrected_logits(
-        scores, positive_ids=ids[:b], score_mask=score_mask, **kwargs
-    ).numpy()
+    full = ops.corrected_logits(scores, inputs).numpy()
     rows = tf.constant([4, 1, 3])
-    taken = ops.corrected_logits(
-        tf.gather(scores, rows),
-        positive_ids=tf.gather(ids[:b], rows),
-        score_mask=tf.gather(score_mask, rows),
-        positive_columns=rows,
-        **kwargs,
-    ).numpy()
+    taken = ops.corrected_logits(tf.gather(scores, rows), inputs.rows(rows)).numpy()
     np.testing.assert_allclose(taken, full[[4, 1, 3]], rtol=1e-6)

@@ -1,5 +1,6 @@
 """Pure tensor functions (no Keras state), each tested against NumPy."""
 
+from tfrs_negatives.ops.correction import CorrectionInputs
 from tfrs_negatives.ops.ids import fingerprint64, to_int64_ids
 from tfrs_negatives.ops.logits import (
     LOSSES,
@@ -24,6 +25,7 @@ from tfrs_negatives.ops.mixture import (
 
 __all__ = [
     "CORRECTIONS",
+    "CorrectionInputs",
     "LOSSES",
     "accidental_hit_mask",
     "apply_mask",

@@ -13,8 +13,9 @@ its gradient, the two backward matmuls); measuring every row costs about as much
 itself (`rows_logits`) and leaves the loss's computation untouched.
 """
 
-from typing import Any, NamedTuple, Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
+from tfrs_negatives.ops.correction import CorrectionInputs
 from tfrs_negatives.ops.logits import corrected_logits, exclusion_mask
 from tfrs_negatives.ops.masking import own_column_mask
 
@@ -117,27 +118,18 @@ def diagnostic_rows(num_rows: tf.Tensor, row_stride: int) -> tf.Tensor:
 
 
 def rows_logits(
-    scores: tf.Tensor,
-    rows: tf.Tensor,
-    positive_ids: Optional[tf.Tensor] = None,
-    score_mask: Optional[tf.Tensor] = None,
-    **correction: Any,
+    scores: tf.Tensor, rows: tf.Tensor, inputs: CorrectionInputs
 ) -> Tuple[tf.Tensor, tf.Tensor, Optional[tf.Tensor], tf.Tensor]:
     """`corrected_logits` and `exclusion_mask` of some rows of the batch only.
 
-    Row `k` of the result is batch row `rows[k]`, whose positive is column `rows[k]`
-    (not `k`): the rows' scores, positive ids and score mask are gathered and passed
-    to `corrected_logits`/`exclusion_mask` with `positive_columns=rows`, so the
-    correction and masks are exactly the loss's.
+    Row `k` of the result is batch row `rows[k]`: the rows' scores and per-row
+    inputs are gathered (`CorrectionInputs.rows`, which keeps each positive's
+    column), so the correction and masks are exactly the loss's.
 
     Args:
       scores: `[B, N]` float32 scores of the whole batch.
       rows: `[R]` int32 rows to compute.
-      positive_ids: Optional `[B]` int64 ids of the whole batch's positives.
-      score_mask: Optional `[B, N]` boolean mask of the whole batch.
-      **correction: The other keyword arguments of `corrected_logits`
-        (`probabilities`, `correction`, `clip_min`, `strength`, `candidate_ids`,
-        `column_excluded`, `column_log_weight`).
+      inputs: The whole batch's `CorrectionInputs`.
 
     Returns:
       `(scores [R, N], logits [R, N], excluded [R, N] bool or None, own [R, N] bool)`:
@@ -145,66 +137,47 @@ def rows_logits(
       and their positives' entries.
     """
     scores = tf.gather(scores, rows)
-    positive_ids = None if positive_ids is None else tf.gather(positive_ids, rows)
-    score_mask = None if score_mask is None else tf.gather(score_mask, rows)
-    logits = corrected_logits(
-        scores,
-        positive_ids=positive_ids,
-        score_mask=score_mask,
-        positive_columns=rows,
-        **correction,
-    )
-    excluded = exclusion_mask(
-        scores,
-        positive_ids,
-        correction.get("candidate_ids"),
-        correction.get("column_excluded"),
-        score_mask,
-        positive_columns=rows,
-    )
-    own = own_column_mask(scores, rows)
+    inputs = inputs.rows(rows)
+    logits = corrected_logits(scores, inputs)
+    excluded = exclusion_mask(scores, inputs)
+    own = own_column_mask(scores, inputs.positive_columns)
     return scores, logits, excluded, own
 
 
 def retrieval_statistics(
     scores: tf.Tensor,
+    inputs: CorrectionInputs,
     segments: tf.Tensor,
     num_segments: int,
     row_stride: int = 1,
     jit_compile: bool = False,
-    **correction: Any,
 ) -> NegativeStatistics:
     """`negative_statistics` of the logits `retrieval_loss` takes, on every `row_stride`-th row.
 
-    Takes the arguments of `tfrs_negatives.ops.corrected_logits` (as the loss does),
-    selects `diagnostic_rows`, builds the corrected, masked logits of those rows only
-    (`rows_logits`) and measures them. Gaps are measured on `scores`.
+    Takes the loss's `scores` and `CorrectionInputs`, selects `diagnostic_rows`,
+    builds the corrected, masked logits of those rows only (`rows_logits`) and
+    measures them. Gaps are measured on `scores`.
 
     Args:
-      scores: `[B, N]` float32 logits before correction; row `i`'s positive is column `i`.
+      scores: `[B, N]` float32 logits before correction.
+      inputs: The step's `CorrectionInputs` (as `retrieval_loss`).
       segments: `[N]` int32 source of each column (negative: none).
       num_segments: Number of sources (static).
       row_stride: Measure rows `0, s, 2s, ...` (`s = row_stride`); 1: every row.
       jit_compile: Compute it as one XLA computation.
-      **correction: The keyword arguments of `corrected_logits` (as `retrieval_loss`).
 
     Returns:
       A `NegativeStatistics` (no gradient flows through it).
     """
     function = _compiled_statistics if jit_compile else _statistics
-    return function(
-        tf.stop_gradient(tf.cast(scores, tf.float32)),
-        segments,
-        num_segments,
-        int(row_stride),
-        **correction,
-    )
+    scores = tf.stop_gradient(tf.cast(scores, tf.float32))
+    return function(scores, inputs, segments, num_segments, int(row_stride))
 
 
-def _statistics(scores, segments, num_segments, row_stride, **correction) -> NegativeStatistics:
+def _statistics(scores, inputs, segments, num_segments, row_stride) -> NegativeStatistics:
     rows = diagnostic_rows(tf.shape(scores)[0], row_stride)
-    scores, logits, excluded, own = rows_logits(scores, rows, **correction)
+    scores, logits, excluded, own = rows_logits(scores, rows, inputs)
     return negative_statistics(scores, logits, excluded, segments, num_segments, own)
 
 
-_compiled_statistics = tf.function(_statistics, jit_compile=True)
+_compiled_statistics = tf.function(_statistics, jit_compile=True, reduce_retracing=True)

@@ -2,6 +2,7 @@
 
 from typing import Optional
 
+from tfrs_negatives.ops.correction import CorrectionInputs
 from tfrs_negatives.ops.logq import logq_correction, logq_correction_positive_uncorrected
 from tfrs_negatives.ops.losses import bce_loss, bpr_loss, gbce_beta, softmax_cross_entropy
 from tfrs_negatives.ops.masking import accidental_hit_mask, apply_mask, own_column_mask
@@ -11,41 +12,31 @@ import tensorflow as tf
 LOSSES = ("softmax", "bpr", "bce", "gbce")
 
 
-def exclusion_mask(
-    scores: tf.Tensor,
-    positive_ids: Optional[tf.Tensor] = None,
-    candidate_ids: Optional[tf.Tensor] = None,
-    column_excluded: Optional[tf.Tensor] = None,
-    score_mask: Optional[tf.Tensor] = None,
-    positive_columns: Optional[tf.Tensor] = None,
-) -> Optional[tf.Tensor]:
+def exclusion_mask(scores: tf.Tensor, inputs: CorrectionInputs) -> Optional[tf.Tensor]:
     """`[B, N]` boolean mask of the logits to exclude, or None if nothing is.
+
+    The union of: accidental hits (`inputs.candidate_ids` equal to the row's
+    `inputs.positive_ids`, the positive itself excepted), `inputs.column_excluded`
+    columns (except where they are the row's positive) and False entries of
+    `inputs.score_mask`.
 
     Args:
       scores: `[B, N]` logits (for the shape).
-      positive_ids: Optional `[B]` int64 ids of the positives; with `candidate_ids`
-        excludes accidental hits.
-      candidate_ids: Optional `[N']` int64 ids of the first `N' <= N` columns
-        (the shared ones; later per-row columns are masked through `score_mask`).
-      column_excluded: Optional `[N]` boolean: column `j` is excluded for every row
-        except row `j` (whose positive it is): duplicates, inactive draws,
-        switched-off sources.
-      score_mask: Optional `[B, N]` boolean; False entries are excluded.
-      positive_columns: Optional `[B]` column of each row's positive, for rows
-        taken out of a batch (row `k` is batch row `positive_columns[k]`, and
-        `positive_ids`/`score_mask` are that row's); None: row `i`'s is column `i`.
+      inputs: The step's `CorrectionInputs`.
     """
     parts = []
-    if positive_ids is not None:
-        hits = accidental_hit_mask(positive_ids, candidate_ids, positive_columns)
+    if inputs.positive_ids is not None and inputs.candidate_ids is not None:
+        hits = accidental_hit_mask(
+            inputs.positive_ids, inputs.candidate_ids, inputs.positive_columns
+        )
         # Columns past `candidate_ids` (per-row extras) are masked by `score_mask`.
-        extra = tf.shape(scores)[1] - tf.shape(candidate_ids)[0]
+        extra = tf.shape(scores)[1] - tf.shape(inputs.candidate_ids)[0]
         parts.append(tf.pad(hits, [[0, 0], [0, extra]]))
-    if column_excluded is not None:
-        not_own = tf.logical_not(own_column_mask(scores, positive_columns))
-        parts.append(tf.logical_and(column_excluded[None, :], not_own))
-    if score_mask is not None:
-        parts.append(tf.logical_not(score_mask))
+    if inputs.column_excluded is not None:
+        not_own = tf.logical_not(own_column_mask(scores, inputs.positive_columns))
+        parts.append(tf.logical_and(inputs.column_excluded[None, :], not_own))
+    if inputs.score_mask is not None:
+        parts.append(tf.logical_not(inputs.score_mask))
     if not parts:
         return None
     mask = parts[0]
@@ -54,122 +45,97 @@ def exclusion_mask(
     return mask
 
 
-def corrected_logits(
-    scores: tf.Tensor,
-    probabilities: Optional[tf.Tensor] = None,
-    correction: str = "logq",
-    clip_min: float = 1e-6,
-    strength: float = 1.0,
-    positive_ids: Optional[tf.Tensor] = None,
-    candidate_ids: Optional[tf.Tensor] = None,
-    column_excluded: Optional[tf.Tensor] = None,
-    column_log_weight: Optional[tf.Tensor] = None,
-    score_mask: Optional[tf.Tensor] = None,
-    positive_columns: Optional[tf.Tensor] = None,
-) -> tf.Tensor:
+def corrected_logits(scores: tf.Tensor, inputs: CorrectionInputs) -> tf.Tensor:
     """Log-Q correction, per-column log-weights of the negatives, then masking.
 
+    `out_ij = s_ij - a log q_j + log w_j` for a negative (`a = inputs.strength`,
+    `q_j = inputs.probabilities[j]` clipped below, `w_j` the column's weight),
+    `s_ip - a log q_pos_i` for the row's positive (`"logq"`; `"positive_uncorrected"`
+    keeps `s_ip` and corrects negatives by `log(q_j / (1 - q_pos_i))`), and the mask
+    value where `exclusion_mask` is True.
+
     Args:
-      scores: `[B, N]` float32 logits; row `i`'s positive is column `i`.
-      probabilities: Optional `[N]` sampling probabilities of the candidates.
-      correction: `"logq"` or `"positive_uncorrected"` (see `tfrs_negatives.ops.logq`).
-      clip_min: Lower clip of probabilities.
-      strength: Multiplier of the correction.
-      positive_ids, candidate_ids, column_excluded, score_mask: See `exclusion_mask`.
-      column_log_weight: Optional `[N]` log-weight added to column `j` as a negative
-        (not to a row's own positive): weights a source's terms in the denominator.
-      positive_columns: Optional `[B]` column of each row's positive, for rows taken
-        out of a batch (see `exclusion_mask`); None: row `i`'s is column `i`.
+      scores: `[B, N]` float32 logits.
+      inputs: The step's `CorrectionInputs`.
 
     Returns:
       `[B, N]` float32 logits.
     """
-    if probabilities is not None:
-        if correction == "logq":
-            scores = logq_correction(scores, probabilities, clip_min, strength)
-        elif correction == "positive_uncorrected":
-            positive_q = (
-                probabilities[: tf.shape(scores)[0]]
-                if positive_columns is None
-                else tf.gather(probabilities, positive_columns)
-            )
-            scores = logq_correction_positive_uncorrected(
-                scores, probabilities, positive_q, clip_min, strength, positive_columns
-            )
-        else:
-            raise ValueError(
-                f"`correction` must be 'logq' or 'positive_uncorrected', got {correction!r}."
-            )
-    if column_log_weight is not None:
-        weighted = scores + column_log_weight[None, :]
-        scores = tf.where(own_column_mask(scores, positive_columns), scores, weighted)
-    mask = exclusion_mask(
-        scores, positive_ids, candidate_ids, column_excluded, score_mask, positive_columns
-    )
+    if inputs.probabilities is not None:
+        scores = _log_q_corrected(scores, inputs)
+    if inputs.column_log_weight is not None:
+        weighted = scores + inputs.column_log_weight[None, :]
+        own = own_column_mask(scores, inputs.positive_columns)
+        scores = tf.where(own, scores, weighted)
+    mask = exclusion_mask(scores, inputs)
     return scores if mask is None else apply_mask(scores, mask)
+
+
+def _log_q_corrected(scores: tf.Tensor, inputs: CorrectionInputs) -> tf.Tensor:
+    if inputs.method == "logq":
+        return logq_correction(
+            scores,
+            inputs.probabilities,
+            inputs.clip_min,
+            inputs.strength,
+            inputs.positive_probabilities,
+            inputs.positive_columns,
+        )
+    if inputs.method == "positive_uncorrected":
+        return logq_correction_positive_uncorrected(
+            scores,
+            inputs.probabilities,
+            inputs.positive_probability(tf.shape(scores)[0]),
+            inputs.clip_min,
+            inputs.strength,
+            inputs.positive_columns,
+        )
+    raise ValueError(f"`method` must be 'logq' or 'positive_uncorrected', got {inputs.method!r}.")
 
 
 def retrieval_loss(
     scores: tf.Tensor,
+    inputs: CorrectionInputs,
     sample_weight: Optional[tf.Tensor] = None,
     loss: str = "softmax",
     num_items: Optional[int] = None,
     gbce_calibration: float = 0.75,
-    probabilities: Optional[tf.Tensor] = None,
-    correction: str = "logq",
-    clip_min: float = 1e-6,
-    strength: float = 1.0,
-    positive_ids: Optional[tf.Tensor] = None,
-    candidate_ids: Optional[tf.Tensor] = None,
-    column_excluded: Optional[tf.Tensor] = None,
-    column_log_weight: Optional[tf.Tensor] = None,
-    score_mask: Optional[tf.Tensor] = None,
 ) -> tf.Tensor:
-    """A retrieval loss (summed over rows) on `corrected_logits(...)`.
+    """A retrieval loss (summed over rows) on `corrected_logits(scores, inputs)`.
 
     Args:
-      scores: `[B, N]` float32 logits; row `i`'s positive is column `i`.
+      scores: `[B, N]` float32 logits.
+      inputs: The step's `CorrectionInputs` (correction, weights, masks, layout).
       sample_weight: Optional `[B]` weights of the rows.
       loss: `"softmax"` (sampled softmax), `"bpr"`, `"bce"` or `"gbce"` (see
         `tfrs_negatives.ops.losses`).
       num_items: Catalogue size, required by `"gbce"`.
       gbce_calibration: gBCE's `t` in `[0, 1]`.
-      probabilities, correction, clip_min, strength, positive_ids, candidate_ids,
-        column_excluded, column_log_weight, score_mask: As in `corrected_logits`.
 
     Returns:
       Scalar float32 loss.
     """
-    logits = corrected_logits(
-        scores,
-        probabilities,
-        correction,
-        clip_min,
-        strength,
-        positive_ids,
-        candidate_ids,
-        column_excluded,
-        column_log_weight,
-        score_mask,
-    )
+    logits = corrected_logits(scores, inputs)
+    columns = inputs.positive_columns
     if loss == "softmax":
-        return softmax_cross_entropy(logits, sample_weight)
-    mask = exclusion_mask(scores, positive_ids, candidate_ids, column_excluded, score_mask)
-    own = own_column_mask(scores)
+        return softmax_cross_entropy(logits, sample_weight, columns)
+    mask = exclusion_mask(scores, inputs)
+    own = own_column_mask(scores, columns)
     valid = tf.logical_not(own) if mask is None else tf.logical_not(tf.logical_or(own, mask))
     if loss == "bpr":
-        return bpr_loss(logits, valid, sample_weight)
+        return bpr_loss(logits, valid, sample_weight, columns)
     if loss == "bce":
-        return bce_loss(logits, valid, sample_weight)
+        return bce_loss(logits, valid, sample_weight, positive_columns=columns)
     if loss == "gbce":
         if num_items is None:
             raise ValueError("`num_items` (the catalogue size) is required by the gBCE loss.")
         k = tf.reduce_sum(tf.cast(valid, tf.float32), axis=1)
-        return bce_loss(logits, valid, sample_weight, gbce_beta(k, num_items, gbce_calibration))
+        beta = gbce_beta(k, num_items, gbce_calibration)
+        return bce_loss(logits, valid, sample_weight, beta, columns)
     raise ValueError(f"`loss` must be one of {LOSSES}, got {loss!r}.")
 
 
-@tf.function(jit_compile=True)
+@tf.function(jit_compile=True, reduce_retracing=True)
 def _loss_and_gradient(scores: tf.Tensor, *args, **kwargs):
     """`retrieval_loss` and its gradient with respect to `scores`, in one XLA computation."""
     with tf.GradientTape() as tape:
@@ -191,7 +157,7 @@ def fused_retrieval_loss(scores: tf.Tensor, *args, **kwargs) -> tf.Tensor:
 
     Args:
       scores: `[B, N]` float32 logits.
-      *args, **kwargs: As `retrieval_loss`.
+      *args, **kwargs: As `retrieval_loss` (`inputs`, `sample_weight`, ...).
 
     Returns:
       Scalar float32 loss.

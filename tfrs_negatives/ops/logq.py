@@ -36,8 +36,14 @@ def logq_correction(
     candidate_probabilities: tf.Tensor,
     clip_min: float = 1e-6,
     strength: float = 1.0,
+    positive_probabilities: Optional[tf.Tensor] = None,
+    positive_columns: Optional[tf.Tensor] = None,
 ) -> tf.Tensor:
     """Classic log-Q correction: `s_ij - strength * log(clip(q_j))`.
+
+    When each row's positive has a probability of its own (`positive_probabilities`,
+    e.g. sampled softmax with every row's positive in column 0), the positive entry
+    is corrected by it instead: `s_ip - strength * log(clip(q_pos_i))`.
 
     Args:
       logits: `[B, N]` float32 logits, row `i` a query, column `j` a candidate.
@@ -45,12 +51,20 @@ def logq_correction(
       clip_min: Lower clip of `q` (TFRS uses 1e-6).
       strength: Multiplier `a` of `log q`; 1 is the unbiased correction, smaller
         values trade head recall for tail recall.
+      positive_probabilities: Optional `[B]` probability of each row's positive.
+      positive_columns: Optional `[B]` column of each row's positive (default: `i`;
+        see `tfrs_negatives.ops.own_column_mask`).
 
     Returns:
       `[B, N]` corrected logits.
     """
     log_q = clipped_log_probability(candidate_probabilities, clip_min)
-    return logits - strength * log_q[None, :]
+    corrected = logits - strength * log_q[None, :]
+    if positive_probabilities is None:
+        return corrected
+    log_q_pos = clipped_log_probability(positive_probabilities, clip_min)
+    own = own_column_mask(logits, positive_columns)
+    return tf.where(own, logits - strength * log_q_pos[:, None], corrected)
 
 
 def logq_correction_positive_uncorrected(

@@ -11,6 +11,13 @@ from typing import Optional
 import tensorflow as tf
 
 
+def positive_logits(logits: tf.Tensor, positive_columns: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """`[B]` each row's positive logit: column `i` of row `i`, or `positive_columns[i]`."""
+    if positive_columns is None:
+        return tf.linalg.diag_part(logits)
+    return tf.gather(logits, tf.cast(positive_columns, tf.int32), axis=1, batch_dims=1)
+
+
 def _weighted_sum(per_row: tf.Tensor, sample_weight: Optional[tf.Tensor]) -> tf.Tensor:
     if sample_weight is not None:
         per_row = per_row * tf.cast(tf.reshape(sample_weight, [-1]), per_row.dtype)
@@ -18,7 +25,9 @@ def _weighted_sum(per_row: tf.Tensor, sample_weight: Optional[tf.Tensor]) -> tf.
 
 
 def softmax_cross_entropy(
-    logits: tf.Tensor, sample_weight: Optional[tf.Tensor] = None
+    logits: tf.Tensor,
+    sample_weight: Optional[tf.Tensor] = None,
+    positive_columns: Optional[tf.Tensor] = None,
 ) -> tf.Tensor:
     """Sum over rows of `w_i * (logsumexp_j s_ij - s_ii)`.
 
@@ -29,17 +38,23 @@ def softmax_cross_entropy(
     Args:
       logits: `[B, N]` float32 logits, `N >= B`.
       sample_weight: Optional `[B]` weights.
+      positive_columns: Optional `[B]` column of each row's positive (default `i`).
 
     Returns:
       Scalar float32 loss.
     """
     labels = tf.range(tf.shape(logits)[0])
+    if positive_columns is not None:
+        labels = tf.cast(positive_columns, tf.int32)
     per_row = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
     return _weighted_sum(per_row, sample_weight)
 
 
 def bpr_loss(
-    logits: tf.Tensor, valid_negatives: tf.Tensor, sample_weight: Optional[tf.Tensor] = None
+    logits: tf.Tensor,
+    valid_negatives: tf.Tensor,
+    sample_weight: Optional[tf.Tensor] = None,
+    positive_columns: Optional[tf.Tensor] = None,
 ) -> tf.Tensor:
     """Bayesian personalised ranking (Rendle et al. 2009): the positive above each negative.
 
@@ -50,11 +65,12 @@ def bpr_loss(
       logits: `[B, N]` float32 logits.
       valid_negatives: `[B, N]` boolean mask of each row's negatives.
       sample_weight: Optional `[B]` weights.
+      positive_columns: Optional `[B]` column of each row's positive (default `i`).
 
     Returns:
       Scalar float32 loss.
     """
-    positive = tf.linalg.diag_part(logits)
+    positive = positive_logits(logits, positive_columns)
     valid = tf.cast(valid_negatives, logits.dtype)
     terms = tf.nn.softplus(logits - positive[:, None]) * valid
     per_row = tf.reduce_sum(terms, axis=1) / tf.maximum(tf.reduce_sum(valid, axis=1), 1.0)
@@ -66,6 +82,7 @@ def bce_loss(
     valid_negatives: tf.Tensor,
     sample_weight: Optional[tf.Tensor] = None,
     positive_weight: Optional[tf.Tensor] = None,
+    positive_columns: Optional[tf.Tensor] = None,
 ) -> tf.Tensor:
     """Binary cross-entropy: positive labelled 1, each valid negative 0.
 
@@ -77,11 +94,12 @@ def bce_loss(
       valid_negatives: `[B, N]` boolean mask of each row's negatives.
       sample_weight: Optional `[B]` weights.
       positive_weight: Optional `[B]` exponents `beta` of the positive's sigmoid.
+      positive_columns: Optional `[B]` column of each row's positive (default `i`).
 
     Returns:
       Scalar float32 loss.
     """
-    positive = tf.linalg.diag_part(logits)
+    positive = positive_logits(logits, positive_columns)
     negatives = tf.reduce_sum(tf.nn.softplus(logits) * tf.cast(valid_negatives, logits.dtype), 1)
     positive_term = tf.nn.softplus(-positive)
     if positive_weight is not None:

@@ -1,5 +1,9 @@
 """Input checks of the retrieval task: errors that name the argument, expected and received."""
 
+import math
+from typing import Any, Optional, Sequence
+
+import numpy as np
 import tensorflow as tf
 
 
@@ -68,10 +72,118 @@ def checked_probabilities(given: tf.Tensor, num_candidates: tf.Tensor) -> tf.Ten
         return tf.identity(given)
 
 
-def scores(query_embeddings: tf.Tensor, candidate_embeddings: tf.Tensor) -> tf.Tensor:
-    """`[B, N]` float32 dot-product logits (max over heads for `[B, H, D]` queries)."""
-    queries = tf.cast(query_embeddings, tf.float32)
-    candidates = tf.cast(candidate_embeddings, tf.float32)
-    if queries.shape.rank == 3:
-        return tf.reduce_max(tf.einsum("qhd,cd->qhc", queries, candidates), axis=1)
-    return tf.linalg.matmul(queries, candidates, transpose_b=True)
+def finite(values: tf.Tensor, what: str) -> tf.Tensor:
+    """`values`, failing at run time (`InvalidArgumentError`) if they hold NaN or inf."""
+    message = (
+        f"{what} hold NaN or infinity (`check_finite=True`): look at the tower that "
+        "made them, its inputs and the learning rate"
+    )
+    return tf.debugging.check_numerics(values, message)
+
+
+def check_frequency(frequency: Any) -> None:
+    """Raises unless `frequency` is None or a tfrs_negatives estimator."""
+    from tfrs_negatives.estimators.base import SamplingProbabilityEstimator
+
+    if frequency is not None and not isinstance(frequency, SamplingProbabilityEstimator):
+        raise TypeError(
+            "`frequency` must be a tfrs_negatives SamplingProbabilityEstimator "
+            "(StreamingFrequencyEstimator, ExactFrequencyEstimator, StaticProbabilities) "
+            f"or None, got {type(frequency).__name__}."
+        )
+
+
+def check_negatives(negatives: list) -> None:
+    """Raises unless `negatives` lists sources, at most one `InBatch`, weights summing > 0."""
+    from tfrs_negatives.negatives.sources import NegativeSource
+
+    if not negatives:
+        raise ValueError(
+            "`negatives` must list at least one source (e.g. [InBatch()]), got an empty list."
+        )
+    for source in negatives:
+        if not isinstance(source, NegativeSource):
+            raise TypeError(
+                "`negatives` must hold tfrs_negatives.negatives sources (InBatch, Uniform, "
+                f"Popularity, FullCatalogue, Mined), got {type(source).__name__}."
+            )
+    if sum(s.in_batch for s in negatives) > 1:
+        raise ValueError("`negatives` lists InBatch more than once.")
+    weights = [s.initial_weight for s in negatives]
+    if not sum(weights) > 0:
+        raise ValueError(
+            f"The weights of `negatives` must sum to a positive number, got {weights}: with "
+            "every source at weight 0 there is no negative."
+        )
+
+
+def check_choice(
+    value: Optional[str], name: str, choices: Sequence[str], allow_none: bool = False
+) -> None:
+    """Raises unless `value` is one of `choices` (or None when `allow_none`)."""
+    if value is None and allow_none:
+        return
+    if value not in choices:
+        extra = " or None" if allow_none else ""
+        raise ValueError(f"`{name}` must be one of {tuple(choices)}{extra}, got {value!r}.")
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"`{name}` must be a number, got {value!r}.")
+    return float(value)
+
+
+def check_correction_strength(value: Any) -> None:
+    """Raises unless the correction's multiplier is a finite number >= 0."""
+    strength = _number(value, "correction_strength")
+    if not math.isfinite(strength) or strength < 0.0:
+        raise ValueError(
+            "`correction_strength` must be a finite number >= 0 (1 is the unbiased "
+            f"correction, 0 none), got {value!r}."
+        )
+
+
+def check_open_unit(value: Any, name: str) -> None:
+    """Raises unless `0 < value < 1`."""
+    if not 0.0 < _number(value, name) < 1.0:
+        raise ValueError(f"`{name}` must be in (0, 1), got {value!r}.")
+
+
+def check_closed_unit(value: Any, name: str) -> None:
+    """Raises unless `0 <= value <= 1`."""
+    if not 0.0 <= _number(value, name) <= 1.0:
+        raise ValueError(f"`{name}` must be in [0, 1], got {value!r}.")
+
+
+def check_temperature(value: Any) -> None:
+    """Raises unless the temperature is None or a finite number > 0."""
+    if value is None:
+        return
+    temperature = _number(value, "temperature")
+    if not (math.isfinite(temperature) and temperature > 0.0):
+        raise ValueError(f"`temperature` must be a finite number > 0 or None, got {value!r}.")
+
+
+def check_flag(value: Any, name: str, allow_none: bool = False) -> None:
+    """Raises unless `value` is True or False (or None when `allow_none`)."""
+    if value is None and allow_none:
+        return
+    if not isinstance(value, bool):
+        extra = ", or None" if allow_none else ""
+        raise TypeError(f"`{name}` must be True or False{extra}, got {value!r}.")
+
+
+def check_stride(value: Any) -> None:
+    """Raises unless the diagnostics' row stride is an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"`diagnostics_stride` must be an integer >= 1, got {value!r}.")
+
+
+def gbce_num_items(num_items: Optional[int], sampled_loss: str, sampled: Sequence) -> Optional[int]:
+    """The catalogue size gBCE needs: given, or the first sampled source's catalogue's."""
+    if num_items is not None or sampled_loss != "gbce":
+        return num_items
+    if not sampled:
+        raise ValueError("`num_items` (the catalogue size) is required by the gBCE loss.")
+    return sampled[0].catalogue.size

@@ -11,16 +11,33 @@ import tensorflow as tf
 class Columns(NamedTuple):
     """Everything the loss needs to know of the `[N]` candidate columns.
 
+    Two layouts (see `tfrs_negatives.ops.CorrectionInputs`):
+
+    * with in-batch negatives, the TFRS layout: the given candidates' columns
+      (row `i`'s positive is column `i`), then each source's draws;
+    * without (`positive_first`), sampled softmax: column 0 holds each row's own
+      positive (a `[B, 1]` row-wise product, no `[B, B]` block), then the draws.
+
     Attributes:
-      embeddings: `[N, D]` float32 candidate embeddings (given rows first).
-      ids: `[N]` int64 ids, or None when no id is needed.
+      embeddings: `[N, D]` float32 embeddings of the shared columns: the given rows
+        then the draws; without in-batch negatives the draws only (the positive
+        column is per row).
+      ids: `[N]` int64 ids of the columns (without in-batch negatives, column 0
+        holds a placeholder), or None when no id is needed.
       blocks: Python list of `(source, start, count)` column blocks in order; the
-        first, with source None, is the given (in-batch) block.
+        first, with source None, is the given (in-batch) block, or the one positive
+        column (count 1) without in-batch negatives.
+      positive_first: Whether column 0 holds each row's positive.
     """
 
     embeddings: tf.Tensor
     ids: Optional[tf.Tensor]
     blocks: list
+    positive_first: bool = False
+
+    def positive_columns(self, num_queries: tf.Tensor) -> Optional[tf.Tensor]:
+        """`[B]` zeros when each row's positive is column 0; None for the diagonal."""
+        return tf.zeros([num_queries], tf.int32) if self.positive_first else None
 
 
 class LogitInputs(NamedTuple):
@@ -46,11 +63,19 @@ def draw_columns(
     ids: Optional[tf.Tensor],
     sampled: Sequence[NegativeSource],
     candidate_tower: Optional[Callable],
+    positive_first: bool = False,
 ) -> Columns:
-    """Draws each source's candidates and embeds them with `candidate_tower` in one call."""
+    """Draws each source's candidates and embeds them with `candidate_tower` in one call.
+
+    With `positive_first` (no in-batch negatives) the given candidates are not
+    columns: one positive column (count 1) comes first, then the draws.
+    """
     given = tf.cast(candidate_embeddings, tf.float32)
+    first = (None, 0, 1) if positive_first else (None, 0, None)
+    first_ids = None if ids is None else (ids[:1] if positive_first else ids)
     if not sampled:
-        return Columns(given, ids, [(None, 0, None)])
+        empty = tf.zeros([0, given.shape[-1]], tf.float32)
+        return Columns(empty if positive_first else given, first_ids, [first], positive_first)
     if candidate_tower is None:
         names = ", ".join(type(s).__name__ for s in sampled)
         raise ValueError(
@@ -66,29 +91,54 @@ def draw_columns(
             f"the dimension of `candidate_embeddings` ({given.shape[-1]}), got shape "
             f"{embedded.shape}."
         )
-    num_given = tf.shape(given)[0]
-    blocks, start = [(None, 0, num_given)], num_given
+    start = 1 if positive_first else tf.shape(given)[0]
+    blocks = [first if positive_first else (None, 0, start)]
     for source in sampled:
         blocks.append((source, start, source.count))
         start = start + source.count
+    shared = embedded if positive_first else tf.concat([given, embedded], 0)
     return Columns(
-        tf.concat([given, embedded], 0), tf.concat([ids] + [i for i, _ in draws], 0), blocks
+        shared, tf.concat([first_ids] + [i for i, _ in draws], 0), blocks, positive_first
     )
 
 
+def column_scores(query_embeddings: tf.Tensor, given: tf.Tensor, columns: Columns) -> tf.Tensor:
+    """`[B, N]` float32 scores of the columns (max over heads for `[B, H, D]` queries).
+
+    Without in-batch negatives column 0 is each row's score with its own positive
+    (`given[:B]`), a row-wise product.
+    """
+    queries = tf.cast(query_embeddings, tf.float32)
+    shared = _dot_scores(queries, columns.embeddings)
+    if not columns.positive_first:
+        return shared
+    positives = tf.cast(given[: tf.shape(queries)[0]], tf.float32)
+    if queries.shape.rank == 3:
+        own = tf.reduce_max(tf.einsum("bhd,bd->bh", queries, positives), axis=1)
+    else:
+        own = tf.reduce_sum(queries * positives, axis=1)
+    return tf.concat([own[:, None], shared], 1)
+
+
+def _dot_scores(queries: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
+    if queries.shape.rank == 3:
+        return tf.reduce_max(tf.einsum("qhd,cd->qhc", queries, candidates), axis=1)
+    return tf.linalg.matmul(queries, candidates, transpose_b=True)
+
+
 def mixture_probabilities(
-    columns: Columns,
+    ids: tf.Tensor,
     in_batch_probabilities: Optional[tf.Tensor],
     in_batch_draws: tf.Tensor,
     sampled: Sequence[NegativeSource],
     mask_duplicates: bool,
 ) -> tf.Tensor:
-    """`[N]` probability of each column's candidate under the mixture of sources.
+    """`[N]` probability of each candidate of `ids` (`[N]` int64) under the mixture of sources.
 
-    `in_batch_probabilities` (`[N]`, per-example probability of every column's id,
-    or None when the batch is not a source) and `in_batch_draws` are the batch's
-    part; each sampled source adds its own. With `mask_duplicates` the inclusion
-    probability, else the expected share (`tfrs_negatives.ops.mixture`).
+    `in_batch_probabilities` (`[N]`, per-example probability of every id, or None
+    when the batch is not a source) and `in_batch_draws` are the batch's part; each
+    sampled source adds its own. With `mask_duplicates` the inclusion probability,
+    else the expected share (`tfrs_negatives.ops.mixture`).
     """
     parts = []  # (source, or None for the batch; per-draw probabilities; draws)
     if in_batch_probabilities is not None:
@@ -99,14 +149,14 @@ def mixture_probabilities(
         misses = [
             ops.log_miss_with_replacement(p, draws)
             if source is None
-            else source.log_miss_probability(columns.ids, draws)
+            else source.log_miss_probability(ids, draws)
             for source, p, draws in parts
         ]
         return ops.inclusion_probability(tf.stack(misses))
     if len(parts) == 1 and parts[0][0] is None:
         return in_batch_probabilities
     probabilities = [
-        p if source is None else source.draw_probability(columns.ids) for source, p, _ in parts
+        p if source is None else source.draw_probability(ids) for source, p, _ in parts
     ]
     return ops.expected_share(tf.stack(probabilities), tf.stack([d for _, _, d in parts]))
 
@@ -182,6 +232,12 @@ def draw_row_columns(
                 "`query_ids` is required by query-side mined negatives (side='query'): pass "
                 "the [B] query ids to the task call."
             )
+        if source.known_positives is not None and query_ids is None:
+            raise ValueError(
+                f"`query_ids` is required by `{source.name}`, whose `known_positives` filter "
+                "looks up (query, item) pairs: pass the [B] query ids to the task call "
+                "(`query_ids=features[...]`), got None."
+            )
         anchors = positive_ids if source.side == "item" else query_ids
         row_ids, row_features, _ = source.sample_rows(anchors)
         ids.append(row_ids)
@@ -249,13 +305,15 @@ def column_sources(
 ) -> tf.Tensor:
     """`[N (+ M)]` int32 index in `sources` of each column's source; -1 for none.
 
-    The given block belongs to the in-batch source (-1 without one); a sampled or
+    The given block belongs to the in-batch source (the positive column of the
+    sampled-softmax layout to none); a sampled or
     mined source's columns to it while within its `active_count` (-1 beyond).
     `row_blocks` are the mined `(source, _, count)` blocks, after the shared columns.
     """
     index = {id(source): k for k, source in enumerate(sources)}
     in_batch = next((k for k, s in enumerate(sources) if s.in_batch), -1)
-    pieces = [tf.fill([num_given], in_batch)]
+    first = 1 if columns.positive_first else num_given
+    pieces = [tf.fill([first], -1 if columns.positive_first else in_batch)]
     for source, _, count in list(columns.blocks[1:]) + list(row_blocks):
         active = tf.range(count) < source.active_count
         pieces.append(tf.where(active, index[id(source)], -1))

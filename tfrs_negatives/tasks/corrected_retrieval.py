@@ -1,7 +1,7 @@
 """`CorrectedRetrieval`: TFRS retrieval with log-Q correction, mixed negatives and losses."""
 
 import inspect
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from tfrs_negatives import ops
 from tfrs_negatives.estimators.base import SamplingProbabilityEstimator
@@ -10,8 +10,9 @@ from tfrs_negatives.negatives.sources import InBatch, NegativeSource
 from tfrs_negatives.ops.diagnostics import retrieval_statistics
 from tfrs_negatives.tasks import checks
 from tfrs_negatives.tasks.columns import (
-    LogitInputs,
+    Columns,
     column_exclusions,
+    column_scores,
     column_sources,
     distinct_counts,
     draw_columns,
@@ -20,11 +21,37 @@ from tfrs_negatives.tasks.columns import (
     row_exclusions,
 )
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 DUPLICATES = ("keep", "mask")
+
+
+class Batch(NamedTuple):
+    """The checked inputs of one call.
+
+    Attributes:
+      queries: `[B, D]` (or `[B, H, D]`) query embeddings.
+      candidates: `[N0, D]` given candidate embeddings; row `i < B` is query `i`'s positive.
+      num_queries: Scalar `B`.
+      num_given: Scalar `N0`.
+      ids: `[N0]` int64 candidate ids, or None when no id is needed.
+      query_ids: `[B]` int64 query ids, or None.
+    """
+
+    queries: tf.Tensor
+    candidates: tf.Tensor
+    num_queries: tf.Tensor
+    num_given: tf.Tensor
+    ids: Optional[tf.Tensor]
+    query_ids: Optional[tf.Tensor]
+
+
+class Mined(NamedTuple):
+    """The per-row (mined) columns appended to the shared ones: `[B, M]` ids and blocks."""
+
+    ids: Optional[tf.Tensor] = None
+    blocks: tuple = ()
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_negatives")
@@ -33,7 +60,10 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
 
     A drop-in subclass of `tfrs.tasks.Retrieval`: call it in `compute_loss` with
     query and candidate embeddings (row `i` of each is a positive pair; extra
-    candidate rows are extra negatives for every query). On top of TFRS it
+    candidate rows are extra negatives for every query). With only TFRS's
+    arguments it is TFRS's task: the same loss, the same `metrics` and logs
+    (TFRS's own `tasks/retrieval_test.py` passes against it). On top of TFRS, each
+    asked for by an argument, it
 
     * estimates each candidate's sampling probability with `frequency` (any
       `SamplingProbabilityEstimator`; a streaming one learns from the positives of
@@ -41,27 +71,27 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
       (`correction="logq"`: `s_ij - a log q_j`; `"positive_uncorrected"`:
       Khrylchenko et al. 2025, see `tfrs_negatives.ops.logq`);
     * adds negatives drawn from the catalogue (`negatives`: `Uniform`,
-      `Popularity`, `FullCatalogue`, with or without `InBatch`), embeds them with
-      the `candidate_tower` given to `call`, and corrects every logit with the
-      probability of the mixture of sources (`tfrs_negatives.ops.mixture`);
+      `Popularity`, `FullCatalogue`, `Mined`, with or without `InBatch`), embeds them
+      with the `candidate_tower` given to `call`, and corrects every logit with the
+      probability of the mixture of sources (`tfrs_negatives.ops.mixture`).
+      Without `InBatch` it is sampled softmax: each row's logits are its positive's
+      (a row-wise product) and the draws', `[B, 1 + K]`, as `tf.nn.sampled_softmax_loss`;
     * removes accidental hits across all sources, comparing ids as int64;
     * computes logits in float32, masks with finite constants (mixed precision),
       and computes the loss as one XLA computation;
     * reports per-source negative diagnostics as Keras metrics in training steps
       (`negatives/<source>/mass`, `.../gap`, `.../masked`, `.../distinct` and
-      `negatives/positive/mass`; see `tfrs_negatives.metrics.negative_diagnostics`).
-
-    With the defaults (in-batch negatives only, no estimator, no
-    `candidate_sampling_probability`, no hit removal) the loss is TFRS's.
+      `negatives/positive/mass`; see `tfrs_negatives.metrics.negative_diagnostics`),
+      by default only when an estimator or a non-in-batch source is used.
 
     Args:
       frequency: Estimator of the in-batch probability `q`; None for none (a
         `candidate_sampling_probability` passed to `call` is then used).
       negatives: Sources of negatives; None means `[InBatch()]` (TFRS's in-batch
-        softmax). Leave `InBatch` out to use the batch's candidates only as
-        positives.
+        softmax). Leave `InBatch` out for sampled softmax: the batch's candidates
+        are then only their own rows' positives.
       correction: `"logq"`, `"positive_uncorrected"` or None (no correction).
-      correction_strength: Multiplier `a` of the correction; 1 is unbiased.
+      correction_strength: Multiplier `a >= 0` of the correction; 1 is unbiased.
       probability_clip: Lower clip of `q` before the log.
       duplicates: `"keep"`: every draw is its own term, corrected by its expected
         share `Q(j)`; `"mask"`: each distinct candidate counts once (later copies
@@ -82,12 +112,17 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         named `negatives/<source name>/<statistic>` (they reach `fit` logs,
         progress bars, History and TensorBoard; see
         `tfrs_negatives.metrics.negative_diagnostics`). The sources' names must then
-        be distinct. False: no metric, no extra computation.
+        be distinct. None (default): on when `frequency` is given or a source other
+        than `InBatch` is used, off otherwise (the task is then TFRS's, metric for
+        metric). False: no metric, no extra computation.
       diagnostics_stride: Mass, gap and masked share are measured on rows `0, s,
         2s, ...` of each batch (`s = diagnostics_stride`): their cost is about
         `1 / s` of measuring every row, whatever the batch size (every row, `1`,
         is exact but measured at 1.8 times the step time; 32 within 2%).
         `distinct` always counts the whole batch.
+      check_finite: Check that the query, given and drawn candidate embeddings hold
+        no NaN or infinity, failing with an error that names which (off by
+        default, as TFRS: a NaN embedding then gives a NaN loss).
       loss: Optional Keras loss on `(labels [B, N], logits [B, N])` replacing
         `sampled_loss` (TFRS's argument).
       metrics, batch_metrics, loss_metrics, num_hard_negatives, name: As in
@@ -95,7 +130,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         part of `get_config`; pass them again when rebuilding from a config.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (TFRS's arguments, then ours)
         self,
         frequency: Optional[SamplingProbabilityEstimator] = None,
         negatives: Optional[Sequence[NegativeSource]] = None,
@@ -109,8 +144,9 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         gbce_calibration: float = 0.75,
         temperature: Optional[float] = None,
         jit_compile: bool = True,
-        diagnostics: bool = True,
+        diagnostics: Optional[bool] = None,
         diagnostics_stride: int = 32,
+        check_finite: bool = False,
         loss: Optional[tf.keras.losses.Loss] = None,
         metrics: Optional[Union[Sequence[tfrs.metrics.Factorized], tfrs.metrics.Factorized]] = None,
         batch_metrics: Optional[List[tf.keras.metrics.Metric]] = None,
@@ -118,49 +154,25 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         num_hard_negatives: Optional[int] = None,
         name: Optional[str] = None,
     ) -> None:
-        if frequency is not None and not isinstance(frequency, SamplingProbabilityEstimator):
-            raise TypeError(
-                "`frequency` must be a tfrs_negatives SamplingProbabilityEstimator "
-                "(StreamingFrequencyEstimator, ExactFrequencyEstimator, StaticProbabilities) "
-                f"or None, got {type(frequency).__name__}."
-            )
+        checks.check_frequency(frequency)
         negatives = [InBatch()] if negatives is None else list(negatives)
-        _check_negatives(negatives)
-        sampled = [s for s in negatives if not s.in_batch and not _per_row(s)]
-        if correction is not None and correction not in ops.CORRECTIONS:
-            raise ValueError(
-                f"`correction` must be one of {ops.CORRECTIONS} or None, got {correction!r}."
-            )
-        if duplicates is not None and duplicates not in DUPLICATES:
-            raise ValueError(
-                f"`duplicates` must be one of {DUPLICATES} or None, got {duplicates!r}."
-            )
-        if sampled_loss not in ops.LOSSES:
-            raise ValueError(f"`sampled_loss` must be one of {ops.LOSSES}, got {sampled_loss!r}.")
-        if num_items is None and sampled_loss == "gbce":
-            if not sampled:
-                raise ValueError("`num_items` (the catalogue size) is required by the gBCE loss.")
-            num_items = sampled[0].catalogue.size
-        if not 0.0 <= float(gbce_calibration) <= 1.0:
-            raise ValueError(f"`gbce_calibration` must be in [0, 1], got {gbce_calibration!r}.")
-        if not 0.0 < float(probability_clip) < 1.0:
-            raise ValueError(f"`probability_clip` must be in (0, 1), got {probability_clip!r}.")
-        if temperature is not None and not float(temperature) > 0.0:
-            raise ValueError(f"`temperature` must be > 0 or None, got {temperature!r}.")
-        if not isinstance(diagnostics, bool):
-            raise TypeError(f"`diagnostics` must be True or False, got {diagnostics!r}.")
-        if (
-            isinstance(diagnostics_stride, bool)
-            or not isinstance(diagnostics_stride, (int, np.integer))
-            or diagnostics_stride < 1
-        ):
-            raise ValueError(
-                f"`diagnostics_stride` must be an integer >= 1, got {diagnostics_stride!r}."
-            )
-        negative_diagnostics = (
-            NegativeDiagnostics([s.name for s in negatives]) if diagnostics else None
+        checks.check_negatives(negatives)
+        checks.check_choice(correction, "correction", ops.CORRECTIONS, allow_none=True)
+        checks.check_choice(duplicates, "duplicates", DUPLICATES, allow_none=True)
+        checks.check_choice(sampled_loss, "sampled_loss", ops.LOSSES)
+        checks.check_correction_strength(correction_strength)
+        checks.check_open_unit(probability_clip, "probability_clip")
+        checks.check_closed_unit(gbce_calibration, "gbce_calibration")
+        checks.check_temperature(temperature)
+        checks.check_flag(diagnostics, "diagnostics", allow_none=True)
+        checks.check_flag(check_finite, "check_finite")
+        checks.check_stride(diagnostics_stride)
+        beyond_tfrs = frequency is not None or any(not s.in_batch for s in negatives)
+        self._requested = dict(
+            duplicates=duplicates,
+            remove_accidental_hits=remove_accidental_hits,
+            diagnostics=diagnostics,
         )
-        self._requested = dict(duplicates=duplicates, remove_accidental_hits=remove_accidental_hits)
         if remove_accidental_hits is None:
             remove_accidental_hits = len(negatives) > 1 or not negatives[0].in_batch
         super().__init__(
@@ -178,17 +190,20 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         self.correction = correction
         self.correction_strength = float(correction_strength)
         self.probability_clip = float(probability_clip)
-        self.duplicates = duplicates or ("mask" if sampled else "keep")
+        self.duplicates = duplicates or ("mask" if self.sampled_sources else "keep")
         self.sampled_loss = sampled_loss
-        self.num_items = num_items
+        self.num_items = checks.gbce_num_items(num_items, sampled_loss, self.sampled_sources)
         self.gbce_calibration = float(gbce_calibration)
         self.jit_compile = bool(jit_compile)
-        self.diagnostics = diagnostics
+        self.diagnostics = beyond_tfrs if diagnostics is None else diagnostics
         self.diagnostics_stride = int(diagnostics_stride)
-        self._negative_diagnostics = negative_diagnostics
+        self.check_finite = check_finite
+        self._negative_diagnostics = (
+            NegativeDiagnostics([s.name for s in negatives]) if self.diagnostics else None
+        )
         # Assigned as a list so Keras collects the metrics into `model.metrics`.
         self._diagnostic_metrics = (
-            [] if negative_diagnostics is None else negative_diagnostics.metrics
+            [] if self._negative_diagnostics is None else self._negative_diagnostics.metrics
         )
         self._custom_loss = loss is not None
 
@@ -207,7 +222,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         """The `InBatch` source, or None if in-batch negatives are not used."""
         return next((s for s in self.negatives if s.in_batch), None)
 
-    def call(
+    def call(  # noqa: PLR0913 (TFRS's arguments, then ours)
         self,
         query_embeddings: tf.Tensor,
         candidate_embeddings: tf.Tensor,
@@ -222,6 +237,10 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         training: Optional[bool] = None,
     ) -> tf.Tensor:
         """Computes the corrected loss and updates metrics.
+
+        The phases, in order: the checked batch, the candidate columns (the
+        batch's and each source's draws), the logit inputs (scores, probabilities,
+        masks, mined columns), the loss, the metrics.
 
         Args:
           query_embeddings: `[B, D]` (or `[B, H, D]`, max over heads) queries.
@@ -247,218 +266,84 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         Returns:
           Scalar float32 loss.
         """
-        num_queries, num_given = checks.check_embeddings(query_embeddings, candidate_embeddings)
-        sampled = self.sampled_sources
-        per_row = self.per_row_sources
-        in_batch = self.in_batch_source
-        uses_probabilities = self.correction is not None and (
-            sampled or self.frequency is not None or candidate_sampling_probability is not None
-        )
-        ids = None
-        if (
-            self._remove_accidental_hits
-            or sampled
-            or per_row
-            or (self.frequency is not None and candidate_sampling_probability is None)
-        ):
-            ids = self._candidate_ids(candidate_ids, num_given, sampled)
-        columns = draw_columns(candidate_embeddings, ids, sampled, candidate_tower)
-        scores = checks.scores(query_embeddings, columns.embeddings)
-        raw_positive_scores = tf.linalg.diag_part(scores)
-        if self._temperature is not None:
-            scores = scores / self._temperature
-
-        probabilities = None
-        batch_q = self._in_batch_probabilities(
+        batch = self._checked_batch(
+            query_embeddings,
+            candidate_embeddings,
+            sample_weight,
+            candidate_ids,
+            query_ids,
             candidate_sampling_probability,
-            columns.ids,
-            num_queries,
-            num_given,
-            training,
-            needed=uses_probabilities and in_batch is not None,
         )
-        mask_duplicates = self.duplicates == "mask"
-        if uses_probabilities:
-            probabilities = mixture_probabilities(
-                columns,
-                batch_q if in_batch is not None else None,
-                num_given,
-                sampled,
-                mask_duplicates,
-            )
-        column_excluded = column_log_weight = None
-        if sampled or in_batch is None or mask_duplicates or _weighted(in_batch):
-            column_excluded, column_log_weight = column_exclusions(
-                columns, None if in_batch is None else in_batch.weight, mask_duplicates
-            )
-        row_ids = row_blocks = None
-        if per_row:
-            inputs = LogitInputs(
-                scores, probabilities, column_excluded, column_log_weight, score_mask
-            )
-            inputs, row_ids, row_blocks = self._add_row_columns(
-                per_row,
-                inputs,
-                query_embeddings,
-                columns.ids[:num_queries],
-                query_ids,
-                candidate_tower,
-                raw_positive_scores,
-                num_given,
-            )
-            scores, probabilities, column_excluded, column_log_weight, score_mask = inputs
-        if sample_weight is not None:
-            checks.check_length(tf.reshape(sample_weight, [-1]), num_queries, "sample_weight")
-        correction = dict(
-            probabilities=probabilities,
-            correction=self.correction or "logq",
-            clip_min=self.probability_clip,
-            strength=self.correction_strength,
-            positive_ids=columns.ids[:num_queries] if self._remove_accidental_hits else None,
-            candidate_ids=columns.ids if self._remove_accidental_hits else None,
-            column_excluded=column_excluded,
-            column_log_weight=column_log_weight,
-            score_mask=score_mask,
+        columns = draw_columns(
+            batch.candidates,
+            batch.ids,
+            self.sampled_sources,
+            candidate_tower,
+            positive_first=self.in_batch_source is None,
         )
-        labels = logits = None
-        if self._custom_loss or self._num_hard_negatives is not None:
-            logits = ops.corrected_logits(scores, **correction)
-            labels = tf.eye(num_queries, tf.shape(logits)[1])
-            if self._num_hard_negatives is not None:
-                logits, labels = tfrs.layers.loss.HardNegativeMining(self._num_hard_negatives)(
-                    logits, labels
-                )
-            loss = self._loss(y_true=labels, y_pred=logits, sample_weight=sample_weight)
-        else:
-            loss_fn = ops.fused_retrieval_loss if self.jit_compile else ops.retrieval_loss
-            loss = loss_fn(
-                scores,
-                sample_weight,
-                self.sampled_loss,
-                self.num_items,
-                self.gbce_calibration,
-                **correction,
+        if self.check_finite:
+            columns = columns._replace(
+                embeddings=checks.finite(columns.embeddings, "the sampled candidates' embeddings")
             )
-            if compute_batch_metrics and self._batch_metrics:
-                logits = ops.corrected_logits(scores, **correction)
-                labels = tf.eye(num_queries, tf.shape(logits)[1])
-
-        update_ops = [metric.update_state(loss) for metric in self._loss_metrics]
+        scores, inputs, mined = self._logit_inputs(
+            batch, columns, candidate_sampling_probability, score_mask, candidate_tower, training
+        )
+        loss, labels, logits = self._loss_and_logits(
+            scores, inputs, sample_weight, compute_batch_metrics
+        )
+        updates = [metric.update_state(loss) for metric in self._loss_metrics]
         if self._negative_diagnostics is not None and training is not False:
-            statistics = retrieval_statistics(
-                scores,
-                column_sources(columns, num_given, self.negatives, row_blocks or ()),
-                len(self.negatives),
-                self.diagnostics_stride,
-                self.jit_compile,
-                **correction,
+            updates.extend(
+                self._diagnostic_updates(scores, inputs, batch, columns, mined, candidate_ids)
             )
-            given_ids = columns.ids
-            if given_ids is None and candidate_ids is not None:
-                given_ids = ops.to_int64_ids(candidate_ids, "candidate_ids")
-            distinct = distinct_counts(
-                columns, num_given, given_ids, self.negatives, row_ids, row_blocks or ()
-            )
-            update_ops.extend(
-                self._negative_diagnostics.update_state(statistics, distinct, self._temperature)
-            )
-        if compute_metrics and query_embeddings.shape.rank == 2:
-            # Unlike TFRS, only the positives' ids go to the metrics (extra candidate
-            # rows would break FactorizedTopK), and metrics that take `query_ids`
-            # (e.g. PopularityStratifiedRecall with exclude_seen) receive them.
-            true_ids = None if candidate_ids is None else candidate_ids[:num_queries]
-            for metric in self._factorized_metrics:
-                extra = {}
-                if query_ids is not None and _accepts(metric.update_state, "query_ids"):
-                    extra["query_ids"] = query_ids
-                update_ops.append(
-                    metric.update_state(
-                        query_embeddings,
-                        candidate_embeddings[:num_queries],
-                        true_candidate_ids=true_ids,
-                        sample_weight=sample_weight,
-                        **extra,
-                    )
-                )
+        if compute_metrics and batch.queries.shape.rank == 2:
+            updates.extend(self._factorized_updates(batch, candidate_ids, sample_weight))
         if compute_batch_metrics:
             for metric in self._batch_metrics:
-                update_ops.append(metric.update_state(labels, logits, sample_weight=sample_weight))
-        with tf.control_dependencies([op for op in update_ops if op is not None]):
+                updates.append(metric.update_state(labels, logits, sample_weight=sample_weight))
+        with tf.control_dependencies([op for op in updates if op is not None]):
             return tf.identity(loss)
 
-    def _add_row_columns(
+    # Phase 1: the checked batch.
+
+    def _checked_batch(
         self,
-        per_row: List[NegativeSource],
-        inputs: LogitInputs,
         query_embeddings: tf.Tensor,
-        positive_ids: tf.Tensor,
+        candidate_embeddings: tf.Tensor,
+        sample_weight: Optional[tf.Tensor],
+        candidate_ids: Optional[tf.Tensor],
         query_ids: Optional[tf.Tensor],
-        candidate_tower: Optional[Callable],
-        raw_positive_scores: tf.Tensor,
-        num_given: tf.Tensor,
-    ) -> Tuple[LogitInputs, tf.Tensor, list]:
-        """Appends the mined `[B, M]` columns and extends every column-level input.
+        candidate_sampling_probability: Optional[tf.Tensor],
+    ) -> Batch:
+        num_queries, num_given = checks.check_embeddings(query_embeddings, candidate_embeddings)
+        if sample_weight is not None:
+            checks.check_length(tf.reshape(sample_weight, [-1]), num_queries, "sample_weight")
+        if self.check_finite:
+            query_embeddings = checks.finite(query_embeddings, "`query_embeddings`")
+            candidate_embeddings = checks.finite(candidate_embeddings, "`candidate_embeddings`")
+        ids = None
+        if self._needs_ids(candidate_sampling_probability):
+            ids = self._candidate_ids(candidate_ids, num_given)
+        if query_ids is not None:
+            query_ids = ops.to_int64_ids(query_ids, "query_ids")
+        return Batch(query_embeddings, candidate_embeddings, num_queries, num_given, ids, query_ids)
 
-        Args:
-          per_row: The per-row (mined) sources.
-          inputs: The shared columns' logit inputs (`[B, N]` scores, ...).
-          query_embeddings: `[B, D]` queries.
-          positive_ids: `[B]` int64 ids of the positives.
-          query_ids: Optional `[B]` query ids (query-side anchors, known positives).
-          candidate_tower: Embeds the mined candidates.
-          raw_positive_scores: `[B]` positive scores before temperature (margin filter).
-          num_given: Number of given candidate rows.
-
-        Returns:
-          The inputs extended to `N + M` columns, the mined `[B, M]` ids and their
-          `(source, start, count)` blocks.
-        """
-        query_ids = None if query_ids is None else ops.to_int64_ids(query_ids, "query_ids")
-        raw_rows, row_ids, blocks = draw_row_columns(
-            query_embeddings, per_row, positive_ids, query_ids, candidate_tower
+    def _needs_ids(self, candidate_sampling_probability: Optional[tf.Tensor]) -> bool:
+        return bool(
+            self._remove_accidental_hits
+            or self.sampled_sources
+            or self.per_row_sources
+            or (self.frequency is not None and candidate_sampling_probability is None)
         )
-        excluded, row_column_excluded, row_log_weight = row_exclusions(
-            blocks, row_ids, positive_ids, query_ids, raw_rows, raw_positive_scores
-        )
-        rows = raw_rows if self._temperature is None else raw_rows / self._temperature
-        scores, probabilities, column_excluded, column_log_weight, score_mask = inputs
-        n, m = tf.shape(scores)[1], tf.shape(rows)[1]
-        if probabilities is not None:
-            # No log-Q term for mined negatives: each counts as one certain term, on the
-            # scale of the shared columns' correction ("mask": inclusion probability 1;
-            # "keep": expected share 1 / draws, since shares sum to 1 over the draws).
-            unit = 1.0 if self.duplicates == "mask" else 1.0 / self._draws(num_given)
-            probabilities = tf.concat([probabilities, tf.fill([m], unit)], 0)
-        if column_excluded is None:
-            column_excluded = tf.zeros([n], tf.bool)
-            column_log_weight = tf.zeros([n])
-        shared_mask = tf.ones(tf.shape(scores), tf.bool) if score_mask is None else score_mask
-        extended = LogitInputs(
-            tf.concat([scores, rows], 1),
-            probabilities,
-            tf.concat([column_excluded, row_column_excluded], 0),
-            tf.concat([column_log_weight, row_log_weight], 0),
-            tf.concat([shared_mask, tf.logical_not(excluded)], 1),
-        )
-        return extended, row_ids, blocks
 
-    def _draws(self, num_given: tf.Tensor) -> tf.Tensor:
-        """Shared draws of a step: the given candidates (if in-batch) and each source's."""
-        draws = tf.zeros([], tf.float32)
-        if self.in_batch_source is not None:
-            draws += tf.cast(num_given, tf.float32)
-        for source in self.sampled_sources:
-            draws += tf.cast(source.active_count, tf.float32)
-        return tf.maximum(draws, 1.0)
-
-    def _candidate_ids(
-        self, candidate_ids: Optional[tf.Tensor], num_given: tf.Tensor, sampled: list
-    ) -> tf.Tensor:
+    def _candidate_ids(self, candidate_ids: Optional[tf.Tensor], num_given: tf.Tensor):
         if candidate_ids is None:
             if self._remove_accidental_hits:
                 reason = "accidental-hit removal"
-            elif sampled:
+            elif self.sampled_sources:
                 reason = "sampled negatives (to mix probabilities and find duplicates)"
+            elif self.per_row_sources:
+                reason = "mined negatives (their anchors)"
             else:
                 reason = "`frequency`"
             raise ValueError(
@@ -469,27 +354,111 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         checks.check_length(ids, num_given, "candidate_ids")
         return ids
 
-    def _in_batch_probabilities(
+    # Phase 2: the logit inputs.
+
+    def _logit_inputs(
         self,
-        given: Optional[tf.Tensor],
-        ids: Optional[tf.Tensor],
-        num_queries: tf.Tensor,
-        num_given: tf.Tensor,
+        batch: Batch,
+        columns: Columns,
+        candidate_sampling_probability: Optional[tf.Tensor],
+        score_mask: Optional[tf.Tensor],
+        candidate_tower: Optional[Callable],
         training: Optional[bool],
-        needed: bool,
-    ) -> Optional[tf.Tensor]:
-        """`[N]` per-draw probability of every column's id among the batch's candidates.
+    ) -> Tuple[tf.Tensor, ops.CorrectionInputs, Mined]:
+        """`(scores [B, N], CorrectionInputs, Mined)` of the step."""
+        raw_scores = column_scores(batch.queries, batch.candidates, columns)
+        scores = raw_scores if self._temperature is None else raw_scores / self._temperature
+        probabilities, positive_probabilities = self._probabilities(
+            batch, columns, candidate_sampling_probability, training
+        )
+        excluded = log_weight = None
+        if self._masks_columns(columns):
+            in_batch = self.in_batch_source
+            excluded, log_weight = column_exclusions(
+                columns, None if in_batch is None else in_batch.weight, self._masks_duplicates
+            )
+        hits = self._remove_accidental_hits and columns.ids is not None
+        inputs = ops.CorrectionInputs(
+            probabilities=probabilities,
+            method=self.correction or "logq",
+            clip_min=self.probability_clip,
+            strength=self.correction_strength,
+            positive_ids=batch.ids[: batch.num_queries] if hits else None,
+            candidate_ids=columns.ids if hits else None,
+            column_excluded=excluded,
+            column_log_weight=log_weight,
+            score_mask=_layout_score_mask(score_mask, columns, batch),
+            positive_columns=columns.positive_columns(batch.num_queries),
+            positive_probabilities=positive_probabilities,
+        )
+        if not self.per_row_sources:
+            return scores, inputs, Mined()
+        positive_scores = tf.linalg.diag_part(raw_scores)
+        if columns.positive_first:
+            positive_scores = raw_scores[:, 0]
+        return self._add_row_columns(scores, inputs, batch, candidate_tower, positive_scores)
+
+    @property
+    def _masks_duplicates(self) -> bool:
+        return self.duplicates == "mask"
+
+    def _masks_columns(self, columns: Columns) -> bool:
+        in_batch = self.in_batch_source
+        return bool(
+            self.sampled_sources
+            or in_batch is None
+            or self._masks_duplicates
+            or in_batch.initial_weight != 1.0
+        )
+
+    def _probabilities(
+        self,
+        batch: Batch,
+        columns: Columns,
+        candidate_sampling_probability: Optional[tf.Tensor],
+        training: Optional[bool],
+    ) -> Tuple[Optional[tf.Tensor], Optional[tf.Tensor]]:
+        """`(probabilities [N], positive_probabilities [B] or None)` of the mixture, or Nones.
 
         Counts the positives in `frequency` when training (whether or not the
         probabilities are needed), so the estimator follows the data.
         """
+        sampled = self.sampled_sources
+        in_batch = self.in_batch_source is not None
+        uses = self.correction is not None and bool(
+            sampled or self.frequency is not None or candidate_sampling_probability is not None
+        )
+        lookup = columns.ids if in_batch else batch.ids
+        batch_q = self._in_batch_probabilities(
+            candidate_sampling_probability, lookup, batch, training, uses and in_batch
+        )
+        if not uses or not (in_batch or sampled):
+            return None, None
+        mix = self._masks_duplicates
+        if in_batch:
+            return mixture_probabilities(columns.ids, batch_q, batch.num_given, sampled, mix), None
+        positives = batch.ids[: batch.num_queries]
+        return (
+            mixture_probabilities(columns.ids, None, 0, sampled, mix),
+            mixture_probabilities(positives, None, 0, sampled, mix),
+        )
+
+    def _in_batch_probabilities(
+        self,
+        given: Optional[tf.Tensor],
+        ids: Optional[tf.Tensor],
+        batch: Batch,
+        training: Optional[bool],
+        needed: bool,
+    ) -> Optional[tf.Tensor]:
+        """`[N]` per-draw probability of every id of `ids` among the batch's candidates."""
         if given is not None:
             if self.sampled_sources:
                 raise ValueError(
                     "`candidate_sampling_probability` covers only the given candidates; with "
                     "sampled negatives give the task a `frequency` estimator instead."
                 )
-            return checks.checked_probabilities(given, num_given)
+            return checks.checked_probabilities(given, batch.num_given)
         if self.frequency is None:
             if needed and self.sampled_sources:
                 raise ValueError(
@@ -504,10 +473,142 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
                 "from training steps: pass `training=training` when calling the task in "
                 "`compute_loss` (Keras does not forward it from `tfrs.Model.train_step`)."
             )
-        positives = self.frequency(ids[:num_queries], training=training)
+        positives = self.frequency(ids[: batch.num_queries], training=training)
         if ids.shape[0] is not None and ids.shape[0] == positives.shape[0]:
             return positives
-        return tf.concat([positives, self.frequency.probability(ids[num_queries:])], axis=0)
+        rest = self.frequency.probability(ids[batch.num_queries :])
+        return tf.concat([positives, rest], axis=0)
+
+    def _add_row_columns(
+        self,
+        scores: tf.Tensor,
+        inputs: ops.CorrectionInputs,
+        batch: Batch,
+        candidate_tower: Optional[Callable],
+        raw_positive_scores: tf.Tensor,
+    ) -> Tuple[tf.Tensor, ops.CorrectionInputs, Mined]:
+        """Appends the mined `[B, M]` columns and extends every column-level input."""
+        positive_ids = batch.ids[: batch.num_queries]
+        raw_rows, row_ids, blocks = draw_row_columns(
+            batch.queries, self.per_row_sources, positive_ids, batch.query_ids, candidate_tower
+        )
+        if self.check_finite:
+            raw_rows = checks.finite(raw_rows, "the mined candidates' scores")
+        excluded, row_column_excluded, row_log_weight = row_exclusions(
+            blocks, row_ids, positive_ids, batch.query_ids, raw_rows, raw_positive_scores
+        )
+        rows = raw_rows if self._temperature is None else raw_rows / self._temperature
+        n, m = tf.shape(scores)[1], tf.shape(rows)[1]
+        probabilities = inputs.probabilities
+        if probabilities is not None:
+            # No log-Q term for mined negatives: each counts as one certain term, on the
+            # scale of the shared columns' correction ("mask": inclusion probability 1;
+            # "keep": expected share 1 / draws, since shares sum to 1 over the draws).
+            unit = 1.0 if self._masks_duplicates else 1.0 / self._draws(batch.num_given)
+            probabilities = tf.concat([probabilities, tf.fill([m], unit)], 0)
+        column_excluded = inputs.column_excluded
+        column_log_weight = inputs.column_log_weight
+        if column_excluded is None:
+            column_excluded = tf.zeros([n], tf.bool)
+            column_log_weight = tf.zeros([n])
+        shared_mask = inputs.score_mask
+        if shared_mask is None:
+            shared_mask = tf.ones(tf.shape(scores), tf.bool)
+        extended = inputs._replace(
+            probabilities=probabilities,
+            column_excluded=tf.concat([column_excluded, row_column_excluded], 0),
+            column_log_weight=tf.concat([column_log_weight, row_log_weight], 0),
+            score_mask=tf.concat([shared_mask, tf.logical_not(excluded)], 1),
+        )
+        return tf.concat([scores, rows], 1), extended, Mined(row_ids, tuple(blocks))
+
+    def _draws(self, num_given: tf.Tensor) -> tf.Tensor:
+        """Shared draws of a step: the given candidates (if in-batch) and each source's."""
+        draws = tf.zeros([], tf.float32)
+        if self.in_batch_source is not None:
+            draws += tf.cast(num_given, tf.float32)
+        for source in self.sampled_sources:
+            draws += tf.cast(source.active_count, tf.float32)
+        return tf.maximum(draws, 1.0)
+
+    # Phase 3: the loss.
+
+    def _loss_and_logits(
+        self,
+        scores: tf.Tensor,
+        inputs: ops.CorrectionInputs,
+        sample_weight: Optional[tf.Tensor],
+        compute_batch_metrics: bool,
+    ) -> Tuple[tf.Tensor, Optional[tf.Tensor], Optional[tf.Tensor]]:
+        """`(loss, labels, logits)`; labels and logits only when a metric or loss needs them."""
+        if self._custom_loss or self._num_hard_negatives is not None:
+            logits = ops.corrected_logits(scores, inputs)
+            labels = _labels(inputs, logits)
+            if self._num_hard_negatives is not None:
+                logits, labels = tfrs.layers.loss.HardNegativeMining(self._num_hard_negatives)(
+                    logits, labels
+                )
+            loss = self._loss(y_true=labels, y_pred=logits, sample_weight=sample_weight)
+            return loss, labels, logits
+        loss_fn = ops.fused_retrieval_loss if self.jit_compile else ops.retrieval_loss
+        loss = loss_fn(
+            scores, inputs, sample_weight, self.sampled_loss, self.num_items, self.gbce_calibration
+        )
+        if not (compute_batch_metrics and self._batch_metrics):
+            return loss, None, None
+        logits = ops.corrected_logits(scores, inputs)
+        return loss, _labels(inputs, logits), logits
+
+    # Phase 4: the metrics.
+
+    def _diagnostic_updates(
+        self,
+        scores: tf.Tensor,
+        inputs: ops.CorrectionInputs,
+        batch: Batch,
+        columns: Columns,
+        mined: Mined,
+        candidate_ids: Optional[tf.Tensor],
+    ) -> list:
+        sources = column_sources(columns, batch.num_given, self.negatives, mined.blocks)
+        statistics = retrieval_statistics(
+            scores,
+            inputs,
+            sources,
+            len(self.negatives),
+            self.diagnostics_stride,
+            self.jit_compile,
+        )
+        given_ids = batch.ids
+        if given_ids is None and candidate_ids is not None:
+            given_ids = ops.to_int64_ids(candidate_ids, "candidate_ids")
+        distinct = distinct_counts(
+            columns, batch.num_given, given_ids, self.negatives, mined.ids, mined.blocks
+        )
+        return self._negative_diagnostics.update_state(statistics, distinct, self._temperature)
+
+    def _factorized_updates(
+        self, batch: Batch, candidate_ids: Optional[tf.Tensor], sample_weight: Optional[tf.Tensor]
+    ) -> list:
+        # Unlike TFRS, only the positives' ids go to the metrics (extra candidate
+        # rows would break FactorizedTopK), and metrics that take `query_ids`
+        # (e.g. PopularityStratifiedRecall with exclude_seen) receive them.
+        true_ids = None if candidate_ids is None else candidate_ids[: batch.num_queries]
+        updates = []
+        for metric in self._factorized_metrics:
+            extra = {}
+            if batch.query_ids is not None and _accepts(metric.update_state, "query_ids"):
+                extra["query_ids"] = batch.query_ids
+            updates.append(
+                metric.update_state(
+                    batch.queries,
+                    batch.candidates[: batch.num_queries],
+                    true_candidate_ids=true_ids,
+                    sample_weight=sample_weight,
+                    **extra,
+                )
+            )
+        return updates
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
@@ -519,16 +620,15 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             correction=self.correction,
             correction_strength=self.correction_strength,
             probability_clip=self.probability_clip,
-            duplicates=self._requested["duplicates"],
-            remove_accidental_hits=self._requested["remove_accidental_hits"],
             sampled_loss=self.sampled_loss,
             num_items=self.num_items,
             gbce_calibration=self.gbce_calibration,
             temperature=self._temperature,
             jit_compile=self.jit_compile,
-            diagnostics=self.diagnostics,
             diagnostics_stride=self.diagnostics_stride,
+            check_finite=self.check_finite,
             num_hard_negatives=self._num_hard_negatives,
+            **self._requested,
         )
         for key in ("trainable", "dtype"):
             config.pop(key, None)
@@ -543,25 +643,20 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         return cls(**config)
 
 
-def _check_negatives(negatives: list) -> None:
-    if not negatives:
-        raise ValueError(
-            "`negatives` must list at least one source (e.g. [InBatch()]), got an empty list."
-        )
-    for source in negatives:
-        if not isinstance(source, NegativeSource):
-            raise TypeError(
-                "`negatives` must hold tfrs_negatives.negatives sources (InBatch, Uniform, "
-                f"Popularity, FullCatalogue), got {type(source).__name__}."
-            )
-    if sum(s.in_batch for s in negatives) > 1:
-        raise ValueError("`negatives` lists InBatch more than once.")
-    weights = [s.initial_weight for s in negatives]
-    if not sum(weights) > 0:
-        raise ValueError(
-            f"The weights of `negatives` must sum to a positive number, got {weights}: with "
-            "every source at weight 0 there is no negative."
-        )
+def _layout_score_mask(
+    score_mask: Optional[tf.Tensor], columns: Columns, batch: Batch
+) -> Optional[tf.Tensor]:
+    """The user's `[B, N0 + K]` mask in the columns' layout (`[B, 1 + K]` without in-batch)."""
+    if score_mask is None or not columns.positive_first:
+        return score_mask
+    own = tf.ones([batch.num_queries, 1], tf.bool)
+    return tf.concat([own, tf.cast(score_mask, tf.bool)[:, batch.num_given :]], 1)
+
+
+def _labels(inputs: ops.CorrectionInputs, logits: tf.Tensor) -> tf.Tensor:
+    """`[B, N]` one-hot labels of each row's positive column."""
+    num_rows, num_columns = tf.shape(logits)[0], tf.shape(logits)[1]
+    return tf.one_hot(inputs.positive_column_indices(num_rows), num_columns)
 
 
 def _accepts(function: Callable, argument: str) -> bool:
@@ -570,8 +665,3 @@ def _accepts(function: Callable, argument: str) -> bool:
 
 def _per_row(source: NegativeSource) -> bool:
     return bool(getattr(source, "per_row", False))
-
-
-def _weighted(in_batch: Optional[NegativeSource]) -> bool:
-    """Whether the in-batch weight may differ from 1 (set explicitly, or by a curriculum)."""
-    return in_batch is not None and in_batch.initial_weight != 1.0
