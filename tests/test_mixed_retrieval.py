@@ -84,14 +84,18 @@ def test_mixture_loss_matches_numpy(mode, in_batch, jit_compile):
 
 
 @pytest.mark.parametrize("mode", ["keep", "mask"])
-def test_positive_uncorrected_variant_with_mixture(mode):
+@pytest.mark.parametrize("in_batch", [True, False])
+def test_positive_uncorrected_variant_with_mixture(mode, in_batch):
     rng, table, p_batch, frequency = _setup(3)
     pos = np.array([0, 3, 3, 5])
     draws = np.array([3, 9, 11])
     queries = rng.normal(size=(len(pos), DIM)).astype(np.float32)
+    negatives = [FixedDraws(np.arange(N_ITEMS), draws)]
+    if in_batch:
+        negatives.insert(0, InBatch())
     task = tfn.CorrectedRetrieval(
         frequency=frequency,
-        negatives=[InBatch(), FixedDraws(np.arange(N_ITEMS), draws)],
+        negatives=negatives,
         duplicates=mode,
         correction="positive_uncorrected",
     )
@@ -102,7 +106,7 @@ def test_positive_uncorrected_variant_with_mixture(mode):
         candidate_tower=lambda ids: tf.gather(table, ids),
     )
     expected = _reference(
-        queries, table, pos, draws, p_batch, mode, correction="positive_uncorrected"
+        queries, table, pos, draws, p_batch, mode, in_batch, correction="positive_uncorrected"
     )
     np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-5)
 
