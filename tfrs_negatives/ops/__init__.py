@@ -1,12 +1,12 @@
 """Pure tensor functions (no Keras state), each tested against NumPy."""
 
 from tfrs_negatives.ops.correction import CorrectionInputs
+from tfrs_negatives.ops.fused import fused_loss_and_statistics, fused_retrieval_loss
 from tfrs_negatives.ops.ids import fingerprint64, to_int64_ids
 from tfrs_negatives.ops.logits import (
     LOSSES,
     corrected_logits,
     exclusion_mask,
-    fused_retrieval_loss,
     retrieval_loss,
 )
 from tfrs_negatives.ops.logq import (
@@ -36,6 +36,7 @@ __all__ = [
     "exclusion_mask",
     "expected_share",
     "fingerprint64",
+    "fused_loss_and_statistics",
     "fused_retrieval_loss",
     "gbce_beta",
     "inclusion_probability",

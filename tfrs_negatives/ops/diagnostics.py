@@ -169,15 +169,22 @@ def retrieval_statistics(
     Returns:
       A `NegativeStatistics` (no gradient flows through it).
     """
-    function = _compiled_statistics if jit_compile else _statistics
-    scores = tf.stop_gradient(tf.cast(scores, tf.float32))
+    function = _compiled_statistics if jit_compile else statistics_of_rows
     return function(scores, inputs, segments, num_segments, int(row_stride))
 
 
-def _statistics(scores, inputs, segments, num_segments, row_stride) -> NegativeStatistics:
+def statistics_of_rows(
+    scores: tf.Tensor,
+    inputs: CorrectionInputs,
+    segments: tf.Tensor,
+    num_segments: int,
+    row_stride: int,
+) -> NegativeStatistics:
+    """`negative_statistics` of rows `0, s, 2s, ...` (uncompiled; see `retrieval_statistics`)."""
+    scores = tf.stop_gradient(tf.cast(scores, tf.float32))
     rows = diagnostic_rows(tf.shape(scores)[0], row_stride)
     scores, logits, excluded, own = rows_logits(scores, rows, inputs)
     return negative_statistics(scores, logits, excluded, segments, num_segments, own)
 
 
-_compiled_statistics = tf.function(_statistics, jit_compile=True, reduce_retracing=True)
+_compiled_statistics = tf.function(statistics_of_rows, jit_compile=True, reduce_retracing=True)

@@ -133,39 +133,3 @@ def retrieval_loss(
         beta = gbce_beta(k, num_items, gbce_calibration)
         return bce_loss(logits, valid, sample_weight, beta, columns)
     raise ValueError(f"`loss` must be one of {LOSSES}, got {loss!r}.")
-
-
-@tf.function(jit_compile=True, reduce_retracing=True)
-def _loss_and_gradient(scores: tf.Tensor, *args, **kwargs):
-    """`retrieval_loss` and its gradient with respect to `scores`, in one XLA computation."""
-    with tf.GradientTape() as tape:
-        tape.watch(scores)
-        loss = retrieval_loss(scores, *args, **kwargs)
-    return loss, tape.gradient(loss, scores)
-
-
-def fused_retrieval_loss(scores: tf.Tensor, *args, **kwargs) -> tf.Tensor:
-    """`retrieval_loss` compiled with XLA, forward and backward in one computation.
-
-    Correction, masks and loss fuse into a few passes over `[B, N]` instead of one
-    pass per operation (measured in `benchmarks/logq_step_time.py`). The gradient
-    with respect to `scores` is computed with the loss, inside the compiled
-    function, and handed back through `tf.custom_gradient`: compiling the backward
-    pass separately fails for dynamic batch sizes (XLA cannot take the forward's
-    shapes as inputs). Only `scores` receives a gradient; the other arguments are
-    constants of the step (probabilities, masks, weights).
-
-    Args:
-      scores: `[B, N]` float32 logits.
-      *args, **kwargs: As `retrieval_loss` (`inputs`, `sample_weight`, ...).
-
-    Returns:
-      Scalar float32 loss.
-    """
-
-    @tf.custom_gradient
-    def run(logits: tf.Tensor):
-        loss, gradient = _loss_and_gradient(logits, *args, **kwargs)
-        return loss, lambda upstream: upstream * gradient
-
-    return run(scores)

@@ -288,13 +288,16 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         scores, inputs, mined = self._logit_inputs(
             batch, columns, candidate_sampling_probability, score_mask, candidate_tower, training
         )
-        loss, labels, logits = self._loss_and_logits(
-            scores, inputs, sample_weight, compute_batch_metrics
+        segments = None
+        if self._negative_diagnostics is not None and training is not False:
+            segments = column_sources(columns, batch.num_given, self.negatives, mined.blocks)
+        loss, statistics, labels, logits = self._loss_and_logits(
+            scores, inputs, sample_weight, compute_batch_metrics, segments
         )
         updates = [metric.update_state(loss) for metric in self._loss_metrics]
-        if self._negative_diagnostics is not None and training is not False:
+        if statistics is not None:
             updates.extend(
-                self._diagnostic_updates(scores, inputs, batch, columns, mined, candidate_ids)
+                self._diagnostic_updates(statistics, batch, columns, mined, candidate_ids)
             )
         if compute_metrics and batch.queries.shape.rank == 2:
             updates.extend(self._factorized_updates(batch, candidate_ids, sample_weight))
@@ -539,8 +542,15 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         inputs: ops.CorrectionInputs,
         sample_weight: Optional[tf.Tensor],
         compute_batch_metrics: bool,
-    ) -> Tuple[tf.Tensor, Optional[tf.Tensor], Optional[tf.Tensor]]:
-        """`(loss, labels, logits)`; labels and logits only when a metric or loss needs them."""
+        segments: Optional[tf.Tensor],
+    ) -> Tuple[tf.Tensor, Any, Optional[tf.Tensor], Optional[tf.Tensor]]:
+        """`(loss, statistics, labels, logits)`.
+
+        Statistics (of the negative diagnostics) only with `segments`; labels and
+        logits only when a metric or the loss needs them. The XLA path computes the
+        loss, its gradient and the statistics in one compiled computation.
+        """
+        labels = logits = statistics = None
         if self._custom_loss or self._num_hard_negatives is not None:
             logits = ops.corrected_logits(scores, inputs)
             labels = _labels(inputs, logits)
@@ -549,36 +559,51 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
                     logits, labels
                 )
             loss = self._loss(y_true=labels, y_pred=logits, sample_weight=sample_weight)
-            return loss, labels, logits
-        loss_fn = ops.fused_retrieval_loss if self.jit_compile else ops.retrieval_loss
-        loss = loss_fn(
-            scores, inputs, sample_weight, self.sampled_loss, self.num_items, self.gbce_calibration
-        )
-        if not (compute_batch_metrics and self._batch_metrics):
-            return loss, None, None
-        logits = ops.corrected_logits(scores, inputs)
-        return loss, _labels(inputs, logits), logits
+        elif self.jit_compile:
+            loss, statistics = ops.fused_loss_and_statistics(
+                scores,
+                inputs,
+                sample_weight,
+                self.sampled_loss,
+                self.num_items,
+                self.gbce_calibration,
+                segments,
+                len(self.negatives),
+                self.diagnostics_stride,
+            )
+        else:
+            loss = ops.retrieval_loss(
+                scores,
+                inputs,
+                sample_weight,
+                self.sampled_loss,
+                self.num_items,
+                self.gbce_calibration,
+            )
+        if segments is not None and statistics is None:
+            statistics = retrieval_statistics(
+                scores,
+                inputs,
+                segments,
+                len(self.negatives),
+                self.diagnostics_stride,
+                self.jit_compile,
+            )
+        if compute_batch_metrics and self._batch_metrics and logits is None:
+            logits = ops.corrected_logits(scores, inputs)
+            labels = _labels(inputs, logits)
+        return loss, statistics, labels, logits
 
     # Phase 4: the metrics.
 
     def _diagnostic_updates(
         self,
-        scores: tf.Tensor,
-        inputs: ops.CorrectionInputs,
+        statistics: Any,
         batch: Batch,
         columns: Columns,
         mined: Mined,
         candidate_ids: Optional[tf.Tensor],
     ) -> list:
-        sources = column_sources(columns, batch.num_given, self.negatives, mined.blocks)
-        statistics = retrieval_statistics(
-            scores,
-            inputs,
-            sources,
-            len(self.negatives),
-            self.diagnostics_stride,
-            self.jit_compile,
-        )
         given_ids = batch.ids
         if given_ids is None and candidate_ids is not None:
             given_ids = ops.to_int64_ids(candidate_ids, "candidate_ids")
