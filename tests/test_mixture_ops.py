@@ -102,8 +102,10 @@ def test_retrieval_loss_with_column_exclusions_and_weights(loss):
         column_excluded=tf.constant(excluded),
         column_log_weight=tf.constant(log_w),
     )
-    got = ops.retrieval_loss(tf.constant(scores), inputs, None, loss).numpy()
-    fused = ops.fused_retrieval_loss(tf.constant(scores), inputs, None, loss).numpy()
+    got = ops.retrieval_loss(tf.constant(scores), inputs, None, ops.LossChoice(loss)).numpy()
+    fused = ops.fused_retrieval_loss(
+        tf.constant(scores), inputs, None, ops.LossChoice(loss)
+    ).numpy()
     total = 0.0
     for i in range(3):
         row = scores[i].astype(np.float64) - np.log(q)

@@ -24,6 +24,13 @@ def test_logq_correction_matches_numpy(seed):
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-6, atol=1e-6)
 
 
+def test_logq_correction_with_a_probability_per_entry():
+    # [B, N] probabilities (row 1's own positive in column 0 has q = e^-3).
+    q = np.array([[1.0, np.exp(-1)], [np.exp(-3), np.exp(-1)]], np.float32)
+    out = ops.logq_correction(tf.zeros([2, 2]), tf.constant(q))
+    np.testing.assert_allclose(out.numpy(), [[0, 1], [3, 1]], atol=1e-5)
+
+
 def test_logq_correction_hand_worked():
     # q = [1, e^-1, e^-2]: corrections 0, +1, +2 added to each column.
     out = ops.logq_correction(
@@ -39,9 +46,8 @@ def test_positive_uncorrected_matches_numpy(seed):
     scores = rng.normal(size=(b, n)).astype(np.float32)
     q = rng.uniform(0.01, 0.9, size=n).astype(np.float32)
     q[1] = 1.0  # 1 - q_pos = 0 must stay finite (clipped)
-    out = ops.logq_correction_positive_uncorrected(
-        tf.constant(scores), tf.constant(q), tf.constant(q[:b]), clip_min=1e-6
-    ).numpy()
+    inputs = ops.CorrectionInputs(probabilities=tf.constant(q), clip_min=1e-6)
+    out = ops.logq_correction_positive_uncorrected(tf.constant(scores), inputs).numpy()
     expected = np.empty_like(scores)
     for i in range(b):
         for j in range(n):

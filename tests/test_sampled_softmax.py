@@ -177,7 +177,7 @@ def test_positive_first_layout_equals_the_diagonal_layout(loss, method):
     )
     wide_scores = tf.constant(np.concatenate([diagonal, shared], 1))
     narrow_scores = tf.constant(np.concatenate([own[:, None], shared], 1))
-    args = (None, loss, 100, 0.5)
+    args = (None, ops.LossChoice(loss, 100, 0.5))
     want = ops.retrieval_loss(wide_scores, wide, *args).numpy()
     got = ops.retrieval_loss(narrow_scores, narrow, *args).numpy()
     fused = ops.fused_retrieval_loss(narrow_scores, narrow, *args).numpy()

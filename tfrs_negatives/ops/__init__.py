@@ -1,10 +1,12 @@
 """Pure tensor functions (no Keras state), each tested against NumPy."""
 
 from tfrs_negatives.ops.correction import CorrectionInputs
+from tfrs_negatives.ops.diagnostics import StatisticsRequest
 from tfrs_negatives.ops.fused import fused_loss_and_statistics, fused_retrieval_loss
 from tfrs_negatives.ops.ids import fingerprint64, to_int64_ids
 from tfrs_negatives.ops.logits import (
     LOSSES,
+    LossChoice,
     corrected_logits,
     exclusion_mask,
     retrieval_loss,
@@ -26,7 +28,9 @@ from tfrs_negatives.ops.mixture import (
 __all__ = [
     "CORRECTIONS",
     "CorrectionInputs",
+    "StatisticsRequest",
     "LOSSES",
+    "LossChoice",
     "accidental_hit_mask",
     "apply_mask",
     "bce_loss",

@@ -45,12 +45,26 @@ class NegativeStatistics(NamedTuple):
     positive_mass: tf.Tensor
 
 
+class StatisticsRequest(NamedTuple):
+    """What to measure: the source of every column, and which rows.
+
+    Attributes:
+      segments: `[N]` int32 index of each column's source in `[0, num_segments)`;
+        negative for a column of no source (it then counts for no source).
+      num_segments: Number of sources `S` (static).
+      row_stride: Measure rows `0, s, 2s, ...` (`s = row_stride`); 1: every row.
+    """
+
+    segments: tf.Tensor
+    num_segments: int
+    row_stride: int = 1
+
+
 def negative_statistics(
     scores: tf.Tensor,
     logits: tf.Tensor,
     excluded: Optional[tf.Tensor],
-    segments: tf.Tensor,
-    num_segments: int,
+    request: StatisticsRequest,
     own: Optional[tf.Tensor] = None,
 ) -> NegativeStatistics:
     """Softmax mass, score gap and masked share of each source's columns.
@@ -70,9 +84,8 @@ def negative_statistics(
         correction).
       logits: `[B, N]` float32 corrected and masked logits the softmax is taken of.
       excluded: Optional `[B, N]` boolean mask of the masked entries (None: none).
-      segments: `[N]` int32 source index of each column in `[0, num_segments)`;
-        negative for a column of no source (it then counts for no source).
-      num_segments: Number of sources `S` (static).
+      request: The columns' sources (`StatisticsRequest`; its `row_stride` is not
+        used here: every row given is measured).
       own: Optional `[B, N]` boolean, True at each row's positive (one per row);
         default: the diagonal (row `i`'s positive in column `i`).
 
@@ -98,7 +111,9 @@ def negative_statistics(
         dropped = tf.logical_or(own, excluded)
         masked = tf.reduce_sum(tf.cast(tf.logical_and(excluded, ~own), tf.float32), axis=0)
         gap = tf.reduce_sum(tf.where(dropped, zeros, difference), axis=0)
-    by_source = tf.one_hot(segments, num_segments, dtype=tf.float32)  # [N, S]; -1: no row
+    by_source = tf.one_hot(
+        request.segments, request.num_segments, dtype=tf.float32
+    )  # [N, S]; -1: no row
     totals = tf.matmul(tf.stack([negative_p, masked, entries, gap]), by_source)  # [4, S]
     mass, masked, entries, gap = tf.unstack(totals)
     valid = entries - masked
@@ -147,44 +162,37 @@ def rows_logits(
 def retrieval_statistics(
     scores: tf.Tensor,
     inputs: CorrectionInputs,
-    segments: tf.Tensor,
-    num_segments: int,
-    row_stride: int = 1,
+    request: StatisticsRequest,
     jit_compile: bool = False,
 ) -> NegativeStatistics:
     """`negative_statistics` of the logits `retrieval_loss` takes, on every `row_stride`-th row.
 
     Takes the loss's `scores` and `CorrectionInputs`, selects `diagnostic_rows`,
     builds the corrected, masked logits of those rows only (`rows_logits`) and
-    measures them. Gaps are measured on `scores`.
+    measures them. Gaps are measured on `scores`. (With XLA the task computes them
+    inside the loss's computation: `tfrs_negatives.ops.fused_loss_and_statistics`.)
 
     Args:
       scores: `[B, N]` float32 logits before correction.
       inputs: The step's `CorrectionInputs` (as `retrieval_loss`).
-      segments: `[N]` int32 source of each column (negative: none).
-      num_segments: Number of sources (static).
-      row_stride: Measure rows `0, s, 2s, ...` (`s = row_stride`); 1: every row.
+      request: The columns' sources and the row stride.
       jit_compile: Compute it as one XLA computation.
 
     Returns:
       A `NegativeStatistics` (no gradient flows through it).
     """
     function = _compiled_statistics if jit_compile else statistics_of_rows
-    return function(scores, inputs, segments, num_segments, int(row_stride))
+    return function(scores, inputs, request._replace(row_stride=int(request.row_stride)))
 
 
 def statistics_of_rows(
-    scores: tf.Tensor,
-    inputs: CorrectionInputs,
-    segments: tf.Tensor,
-    num_segments: int,
-    row_stride: int,
+    scores: tf.Tensor, inputs: CorrectionInputs, request: StatisticsRequest
 ) -> NegativeStatistics:
     """`negative_statistics` of rows `0, s, 2s, ...` (uncompiled; see `retrieval_statistics`)."""
     scores = tf.stop_gradient(tf.cast(scores, tf.float32))
-    rows = diagnostic_rows(tf.shape(scores)[0], row_stride)
+    rows = diagnostic_rows(tf.shape(scores)[0], request.row_stride)
     scores, logits, excluded, own = rows_logits(scores, rows, inputs)
-    return negative_statistics(scores, logits, excluded, segments, num_segments, own)
+    return negative_statistics(scores, logits, excluded, request, own)
 
 
 _compiled_statistics = tf.function(statistics_of_rows, jit_compile=True, reduce_retracing=True)

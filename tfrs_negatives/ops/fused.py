@@ -9,8 +9,12 @@ a step share one compiled computation: one compilation per batch shape, not two.
 from typing import Optional, Tuple
 
 from tfrs_negatives.ops.correction import CorrectionInputs
-from tfrs_negatives.ops.diagnostics import NegativeStatistics, statistics_of_rows
-from tfrs_negatives.ops.logits import retrieval_loss
+from tfrs_negatives.ops.diagnostics import (
+    NegativeStatistics,
+    StatisticsRequest,
+    statistics_of_rows,
+)
+from tfrs_negatives.ops.logits import LossChoice, retrieval_loss
 
 import tensorflow as tf
 
@@ -19,21 +23,16 @@ def _loss_gradient_statistics(
     scores: tf.Tensor,
     inputs: CorrectionInputs,
     sample_weight: Optional[tf.Tensor],
-    loss: str,
-    num_items: Optional[int],
-    gbce_calibration: float,
-    segments: Optional[tf.Tensor],
-    num_segments: int,
-    row_stride: int,
+    choice: LossChoice,
+    request: Optional[StatisticsRequest],
 ):
     with tf.GradientTape() as tape:
         tape.watch(scores)
-        value = retrieval_loss(scores, inputs, sample_weight, loss, num_items, gbce_calibration)
+        value = retrieval_loss(scores, inputs, sample_weight, choice)
     gradient = tape.gradient(value, scores)
-    if segments is None:
+    if request is None:
         return value, gradient, None
-    statistics = statistics_of_rows(scores, inputs, segments, num_segments, row_stride)
-    return value, gradient, statistics
+    return value, gradient, statistics_of_rows(scores, inputs, request)
 
 
 _compiled = tf.function(_loss_gradient_statistics, jit_compile=True, reduce_retracing=True)
@@ -43,14 +42,10 @@ def fused_loss_and_statistics(
     scores: tf.Tensor,
     inputs: CorrectionInputs,
     sample_weight: Optional[tf.Tensor] = None,
-    loss: str = "softmax",
-    num_items: Optional[int] = None,
-    gbce_calibration: float = 0.75,
-    segments: Optional[tf.Tensor] = None,
-    num_segments: int = 0,
-    row_stride: int = 1,
+    choice: Optional[LossChoice] = None,
+    request: Optional[StatisticsRequest] = None,
 ) -> Tuple[tf.Tensor, Optional[NegativeStatistics]]:
-    """`retrieval_loss` and (with `segments`) its logits' statistics, compiled together.
+    """`retrieval_loss` and (with a `request`) its logits' statistics, compiled together.
 
     The gradient with respect to `scores` is computed with the loss, inside the
     compiled function, and handed back through `tf.custom_gradient`: compiling the
@@ -61,35 +56,32 @@ def fused_loss_and_statistics(
 
     Args:
       scores: `[B, N]` float32 logits.
-      inputs, sample_weight, loss, num_items, gbce_calibration: As `retrieval_loss`.
-      segments: Optional `[N]` int32 source of each column; None: no statistics.
-      num_segments, row_stride: As `tfrs_negatives.ops.diagnostics.retrieval_statistics`.
+      inputs, sample_weight, choice: As `retrieval_loss`.
+      request: Optional `StatisticsRequest` (`tfrs_negatives.ops.diagnostics`); None:
+        no statistics.
 
     Returns:
       `(scalar float32 loss, NegativeStatistics or None)`.
     """
     found = {}
+    if request is not None:
+        request = request._replace(row_stride=int(request.row_stride))
 
     @tf.custom_gradient
     def run(logits: tf.Tensor):
-        value, gradient, statistics = _compiled(
-            logits,
-            inputs,
-            sample_weight,
-            loss,
-            num_items,
-            gbce_calibration,
-            segments,
-            int(num_segments),
-            int(row_stride),
-        )
+        value, gradient, statistics = _compiled(logits, inputs, sample_weight, choice, request)
         found["statistics"] = statistics
         return value, lambda upstream: upstream * gradient
 
     return run(scores), found["statistics"]
 
 
-def fused_retrieval_loss(scores: tf.Tensor, *args, **kwargs) -> tf.Tensor:
+def fused_retrieval_loss(
+    scores: tf.Tensor,
+    inputs: CorrectionInputs,
+    sample_weight: Optional[tf.Tensor] = None,
+    choice: Optional[LossChoice] = None,
+) -> tf.Tensor:
     """`retrieval_loss` compiled with XLA, forward and backward in one computation.
 
     Correction, masks and loss fuse into a few passes over `[B, N]` instead of one
@@ -97,9 +89,9 @@ def fused_retrieval_loss(scores: tf.Tensor, *args, **kwargs) -> tf.Tensor:
 
     Args:
       scores: `[B, N]` float32 logits.
-      *args, **kwargs: As `retrieval_loss` (`inputs`, `sample_weight`, ...).
+      inputs, sample_weight, choice: As `retrieval_loss`.
 
     Returns:
       Scalar float32 loss.
     """
-    return fused_loss_and_statistics(scores, *args, **kwargs)[0]
+    return fused_loss_and_statistics(scores, inputs, sample_weight, choice)[0]

@@ -1,6 +1,6 @@
 """Corrected retrieval logits and the losses on them, fusable into one XLA computation."""
 
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from tfrs_negatives.ops.correction import CorrectionInputs
 from tfrs_negatives.ops.logq import logq_correction, logq_correction_positive_uncorrected
@@ -10,6 +10,21 @@ from tfrs_negatives.ops.masking import accidental_hit_mask, apply_mask, own_colu
 import tensorflow as tf
 
 LOSSES = ("softmax", "bpr", "bce", "gbce")
+
+
+class LossChoice(NamedTuple):
+    """Which retrieval loss, and what it needs.
+
+    Attributes:
+      name: `"softmax"` (sampled softmax), `"bpr"`, `"bce"` or `"gbce"` (see
+        `tfrs_negatives.ops.losses`).
+      num_items: Catalogue size, required by `"gbce"`.
+      gbce_calibration: gBCE's `t` in `[0, 1]`.
+    """
+
+    name: str = "softmax"
+    num_items: Optional[int] = None
+    gbce_calibration: float = 0.75
 
 
 def exclusion_mask(scores: tf.Tensor, inputs: CorrectionInputs) -> Optional[tf.Tensor]:
@@ -73,23 +88,15 @@ def corrected_logits(scores: tf.Tensor, inputs: CorrectionInputs) -> tf.Tensor:
 
 def _log_q_corrected(scores: tf.Tensor, inputs: CorrectionInputs) -> tf.Tensor:
     if inputs.method == "logq":
-        return logq_correction(
-            scores,
-            inputs.probabilities,
-            inputs.clip_min,
-            inputs.strength,
-            inputs.positive_probabilities,
-            inputs.positive_columns,
-        )
+        probabilities = inputs.probabilities
+        if inputs.positive_probabilities is not None:
+            # Each row's positive has its own q (e.g. sampled softmax's column 0).
+            own = own_column_mask(scores, inputs.positive_columns)
+            q_pos = tf.cast(inputs.positive_probabilities, tf.float32)[:, None]
+            probabilities = tf.where(own, q_pos, probabilities[None, :])
+        return logq_correction(scores, probabilities, inputs.clip_min, inputs.strength)
     if inputs.method == "positive_uncorrected":
-        return logq_correction_positive_uncorrected(
-            scores,
-            inputs.probabilities,
-            inputs.positive_probability(tf.shape(scores)[0]),
-            inputs.clip_min,
-            inputs.strength,
-            inputs.positive_columns,
-        )
+        return logq_correction_positive_uncorrected(scores, inputs)
     raise ValueError(f"`method` must be 'logq' or 'positive_uncorrected', got {inputs.method!r}.")
 
 
@@ -97,9 +104,7 @@ def retrieval_loss(
     scores: tf.Tensor,
     inputs: CorrectionInputs,
     sample_weight: Optional[tf.Tensor] = None,
-    loss: str = "softmax",
-    num_items: Optional[int] = None,
-    gbce_calibration: float = 0.75,
+    choice: Optional[LossChoice] = None,
 ) -> tf.Tensor:
     """A retrieval loss (summed over rows) on `corrected_logits(scores, inputs)`.
 
@@ -107,29 +112,27 @@ def retrieval_loss(
       scores: `[B, N]` float32 logits.
       inputs: The step's `CorrectionInputs` (correction, weights, masks, layout).
       sample_weight: Optional `[B]` weights of the rows.
-      loss: `"softmax"` (sampled softmax), `"bpr"`, `"bce"` or `"gbce"` (see
-        `tfrs_negatives.ops.losses`).
-      num_items: Catalogue size, required by `"gbce"`.
-      gbce_calibration: gBCE's `t` in `[0, 1]`.
+      choice: The loss (`LossChoice`); None: the sampled softmax.
 
     Returns:
       Scalar float32 loss.
     """
+    choice = choice or LossChoice()
     logits = corrected_logits(scores, inputs)
     columns = inputs.positive_columns
-    if loss == "softmax":
+    if choice.name == "softmax":
         return softmax_cross_entropy(logits, sample_weight, columns)
     mask = exclusion_mask(scores, inputs)
     own = own_column_mask(scores, columns)
     valid = tf.logical_not(own) if mask is None else tf.logical_not(tf.logical_or(own, mask))
-    if loss == "bpr":
+    if choice.name == "bpr":
         return bpr_loss(logits, valid, sample_weight, columns)
-    if loss == "bce":
+    if choice.name == "bce":
         return bce_loss(logits, valid, sample_weight, positive_columns=columns)
-    if loss == "gbce":
-        if num_items is None:
+    if choice.name == "gbce":
+        if choice.num_items is None:
             raise ValueError("`num_items` (the catalogue size) is required by the gBCE loss.")
         k = tf.reduce_sum(tf.cast(valid, tf.float32), axis=1)
-        beta = gbce_beta(k, num_items, gbce_calibration)
+        beta = gbce_beta(k, choice.num_items, choice.gbce_calibration)
         return bce_loss(logits, valid, sample_weight, beta, columns)
-    raise ValueError(f"`loss` must be one of {LOSSES}, got {loss!r}.")
+    raise ValueError(f"`loss` must be one of {LOSSES}, got {choice.name!r}.")

@@ -203,14 +203,28 @@ def first_active_copy(ids: tf.Tensor, excluded: tf.Tensor) -> tf.Tensor:
     return tf.logical_and(tf.logical_not(excluded), tf.equal(tf.gather(first, group), position))
 
 
+class RowColumns(NamedTuple):
+    """The per-row (mined) columns of a step, appended after the shared ones.
+
+    Attributes:
+      scores: `[B, M]` float32 raw scores (before the temperature).
+      ids: `[B, M]` int64 ids.
+      blocks: `(source, None, count)` per mined source, in column order.
+    """
+
+    scores: Optional[tf.Tensor] = None
+    ids: Optional[tf.Tensor] = None
+    blocks: tuple = ()
+
+
 def draw_row_columns(
     query_embeddings: tf.Tensor,
     per_row: Sequence[NegativeSource],
     positive_ids: tf.Tensor,
     query_ids: Optional[tf.Tensor],
     candidate_tower: Optional[Callable],
-):
-    """Per-row (mined) negatives: `(scores [B, M], ids [B, M], blocks)`.
+) -> RowColumns:
+    """Per-row (mined) negatives: their `[B, M]` raw scores, ids and blocks.
 
     Each source draws `count` candidates per row from the anchor of its side (the
     row's positive id, or its query id), embedded with `candidate_tower` in one call.
@@ -256,27 +270,26 @@ def draw_row_columns(
     row_embeddings = tf.concat(pieces, 1)  # [B, total, D]
     queries = tf.cast(query_embeddings, tf.float32)
     scores = tf.einsum("bd,bmd->bm", queries, row_embeddings)
-    return tf.reshape(scores, [b, total]), tf.concat(ids, 1), blocks
+    return RowColumns(tf.reshape(scores, [b, total]), tf.concat(ids, 1), tuple(blocks))
 
 
 def row_exclusions(
-    blocks: list,
-    row_ids: tf.Tensor,
+    rows: RowColumns,
     positive_ids: tf.Tensor,
     query_ids: Optional[tf.Tensor],
-    raw_row_scores: tf.Tensor,
     positive_scores: tf.Tensor,
 ):
     """`(excluded [B, M] bool, column_excluded [M], column_log_weight [M])` of mined columns.
 
     Excluded per row: the row's positive, the query's known positives, and with a
     margin the candidates scoring above `s_pos - margin |s_pos|`; per column: draws
-    beyond `active_count` and sources at weight 0.
+    beyond `active_count` and sources at weight 0. `positive_scores` (`[B]`) are the
+    rows' raw positive scores.
     """
-    excluded = tf.equal(row_ids, positive_ids[:, None])
+    excluded = tf.equal(rows.ids, positive_ids[:, None])
     column_excluded, log_weight, pieces, start = [], [], [], 0
-    for source, _, count in blocks:
-        part_ids = row_ids[:, start : start + count]
+    for source, _, count in rows.blocks:
+        part_ids = rows.ids[:, start : start + count]
         part = tf.zeros(tf.shape(part_ids), tf.bool)
         if source.known_positives is not None and query_ids is not None:
             part = tf.logical_or(
@@ -284,9 +297,7 @@ def row_exclusions(
             )
         if source.margin is not None:
             threshold = positive_scores - source.margin * tf.abs(positive_scores)
-            part = tf.logical_or(
-                part, raw_row_scores[:, start : start + count] > threshold[:, None]
-            )
+            part = tf.logical_or(part, rows.scores[:, start : start + count] > threshold[:, None])
         pieces.append(part)
         column_excluded.append(
             tf.logical_or(tf.range(count) >= source.active_count, source.weight <= 0.0)
@@ -301,19 +312,20 @@ def column_sources(
     columns: Columns,
     num_given: tf.Tensor,
     sources: Sequence[NegativeSource],
-    row_blocks: Sequence = (),
+    rows: Optional[RowColumns] = None,
 ) -> tf.Tensor:
     """`[N (+ M)]` int32 index in `sources` of each column's source; -1 for none.
 
     The given block belongs to the in-batch source (the positive column of the
     sampled-softmax layout to none); a sampled or
     mined source's columns to it while within its `active_count` (-1 beyond).
-    `row_blocks` are the mined `(source, _, count)` blocks, after the shared columns.
+    `rows` are the mined columns, after the shared ones.
     """
     index = {id(source): k for k, source in enumerate(sources)}
     in_batch = next((k for k, s in enumerate(sources) if s.in_batch), -1)
     first = 1 if columns.positive_first else num_given
     pieces = [tf.fill([first], -1 if columns.positive_first else in_batch)]
+    row_blocks = () if rows is None else rows.blocks
     for source, _, count in list(columns.blocks[1:]) + list(row_blocks):
         active = tf.range(count) < source.active_count
         pieces.append(tf.where(active, index[id(source)], -1))
@@ -322,17 +334,15 @@ def column_sources(
 
 def distinct_counts(
     columns: Columns,
-    num_given: tf.Tensor,
     given_ids: Optional[tf.Tensor],
     sources: Sequence[NegativeSource],
-    row_ids: Optional[tf.Tensor] = None,
-    row_blocks: Sequence = (),
+    rows: Optional[RowColumns] = None,
 ) -> list:
     """Per source in `sources`, the scalar number of distinct ids among its active candidates.
 
     The in-batch source's candidates are the given ones (`given_ids`, `[N0]` int64;
     None when unknown gives None); a sampled source's, its active draws; a mined
-    source's, its active columns of every row of `row_ids` (`[B, M]`).
+    source's, its active columns of every row of `rows`.
     """
 
     def distinct(ids: tf.Tensor) -> tf.Tensor:
@@ -342,13 +352,13 @@ def distinct_counts(
     for source, start, _ in columns.blocks[1:]:
         counts[id(source)] = distinct(columns.ids[start : start + source.active_count])
     start = 0
-    for source, _, count in row_blocks:
-        counts[id(source)] = distinct(row_ids[:, start : start + source.active_count])
+    for source, _, count in () if rows is None else rows.blocks:
+        counts[id(source)] = distinct(rows.ids[:, start : start + source.active_count])
         start += count
     result = []
     for source in sources:
         if source.in_batch:
-            result.append(None if given_ids is None else distinct(given_ids[:num_given]))
+            result.append(None if given_ids is None else distinct(given_ids))
         else:
             result.append(counts.get(id(source)))
     return result

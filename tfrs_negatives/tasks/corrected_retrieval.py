@@ -11,6 +11,7 @@ from tfrs_negatives.ops.diagnostics import retrieval_statistics
 from tfrs_negatives.tasks import checks
 from tfrs_negatives.tasks.columns import (
     Columns,
+    RowColumns,
     column_exclusions,
     column_scores,
     column_sources,
@@ -28,7 +29,7 @@ DUPLICATES = ("keep", "mask")
 
 
 class Batch(NamedTuple):
-    """The checked inputs of one call.
+    """What one call was given, checked.
 
     Attributes:
       queries: `[B, D]` (or `[B, H, D]`) query embeddings.
@@ -37,6 +38,12 @@ class Batch(NamedTuple):
       num_given: Scalar `N0`.
       ids: `[N0]` int64 candidate ids, or None when no id is needed.
       query_ids: `[B]` int64 query ids, or None.
+      given_ids: The `candidate_ids` as given (for the factorized metrics), or None.
+      sample_weight: Optional `[B]` weights.
+      given_probabilities: The `candidate_sampling_probability` given, or None.
+      score_mask: The `score_mask` given, or None.
+      candidate_tower: The `candidate_tower` given, or None.
+      training: The `training` flag given.
     """
 
     queries: tf.Tensor
@@ -45,13 +52,12 @@ class Batch(NamedTuple):
     num_given: tf.Tensor
     ids: Optional[tf.Tensor]
     query_ids: Optional[tf.Tensor]
-
-
-class Mined(NamedTuple):
-    """The per-row (mined) columns appended to the shared ones: `[B, M]` ids and blocks."""
-
-    ids: Optional[tf.Tensor] = None
-    blocks: tuple = ()
+    given_ids: Optional[tf.Tensor]
+    sample_weight: Optional[tf.Tensor]
+    given_probabilities: Optional[tf.Tensor]
+    score_mask: Optional[tf.Tensor]
+    candidate_tower: Optional[Callable]
+    training: Optional[bool]
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_negatives")
@@ -266,41 +272,37 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         Returns:
           Scalar float32 loss.
         """
+        num_queries, num_given = checks.check_embeddings(query_embeddings, candidate_embeddings)
         batch = self._checked_batch(
-            query_embeddings,
-            candidate_embeddings,
-            sample_weight,
-            candidate_ids,
-            query_ids,
-            candidate_sampling_probability,
-        )
-        columns = draw_columns(
-            batch.candidates,
-            batch.ids,
-            self.sampled_sources,
-            candidate_tower,
-            positive_first=self.in_batch_source is None,
-        )
-        if self.check_finite:
-            columns = columns._replace(
-                embeddings=checks.finite(columns.embeddings, "the sampled candidates' embeddings")
+            Batch(
+                query_embeddings,
+                candidate_embeddings,
+                num_queries,
+                num_given,
+                None,
+                query_ids,
+                candidate_ids,
+                sample_weight,
+                candidate_sampling_probability,
+                score_mask,
+                candidate_tower,
+                training,
             )
-        scores, inputs, mined = self._logit_inputs(
-            batch, columns, candidate_sampling_probability, score_mask, candidate_tower, training
         )
-        segments = None
+        columns = self._candidate_columns(batch)
+        scores, inputs, rows = self._logit_inputs(batch, columns)
+        request = None
         if self._negative_diagnostics is not None and training is not False:
-            segments = column_sources(columns, batch.num_given, self.negatives, mined.blocks)
+            segments = column_sources(columns, num_given, self.negatives, rows)
+            request = ops.StatisticsRequest(segments, len(self.negatives), self.diagnostics_stride)
         loss, statistics, labels, logits = self._loss_and_logits(
-            scores, inputs, sample_weight, compute_batch_metrics, segments
+            scores, inputs, batch, compute_batch_metrics, request
         )
         updates = [metric.update_state(loss) for metric in self._loss_metrics]
         if statistics is not None:
-            updates.extend(
-                self._diagnostic_updates(statistics, batch, columns, mined, candidate_ids)
-            )
+            updates.extend(self._diagnostic_updates(statistics, batch, columns, rows))
         if compute_metrics and batch.queries.shape.rank == 2:
-            updates.extend(self._factorized_updates(batch, candidate_ids, sample_weight))
+            updates.extend(self._factorized_updates(batch))
         if compute_batch_metrics:
             for metric in self._batch_metrics:
                 updates.append(metric.update_state(labels, logits, sample_weight=sample_weight))
@@ -309,27 +311,22 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
 
     # Phase 1: the checked batch.
 
-    def _checked_batch(
-        self,
-        query_embeddings: tf.Tensor,
-        candidate_embeddings: tf.Tensor,
-        sample_weight: Optional[tf.Tensor],
-        candidate_ids: Optional[tf.Tensor],
-        query_ids: Optional[tf.Tensor],
-        candidate_sampling_probability: Optional[tf.Tensor],
-    ) -> Batch:
-        num_queries, num_given = checks.check_embeddings(query_embeddings, candidate_embeddings)
-        if sample_weight is not None:
-            checks.check_length(tf.reshape(sample_weight, [-1]), num_queries, "sample_weight")
+    def _checked_batch(self, given: Batch) -> Batch:
+        """The call's inputs checked, ids as int64, finite embeddings if asked."""
+        if given.sample_weight is not None:
+            weights = tf.reshape(given.sample_weight, [-1])
+            checks.check_length(weights, given.num_queries, "sample_weight")
+        queries, candidates = given.queries, given.candidates
         if self.check_finite:
-            query_embeddings = checks.finite(query_embeddings, "`query_embeddings`")
-            candidate_embeddings = checks.finite(candidate_embeddings, "`candidate_embeddings`")
+            queries = checks.finite(queries, "`query_embeddings`")
+            candidates = checks.finite(candidates, "`candidate_embeddings`")
         ids = None
-        if self._needs_ids(candidate_sampling_probability):
-            ids = self._candidate_ids(candidate_ids, num_given)
+        if self._needs_ids(given.given_probabilities):
+            ids = self._candidate_ids(given.given_ids, given.num_given)
+        query_ids = given.query_ids
         if query_ids is not None:
             query_ids = ops.to_int64_ids(query_ids, "query_ids")
-        return Batch(query_embeddings, candidate_embeddings, num_queries, num_given, ids, query_ids)
+        return given._replace(queries=queries, candidates=candidates, ids=ids, query_ids=query_ids)
 
     def _needs_ids(self, candidate_sampling_probability: Optional[tf.Tensor]) -> bool:
         return bool(
@@ -357,25 +354,31 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         checks.check_length(ids, num_given, "candidate_ids")
         return ids
 
-    # Phase 2: the logit inputs.
+    # Phase 2: the candidate columns and the logit inputs.
+
+    def _candidate_columns(self, batch: Batch) -> Columns:
+        """The batch's columns and each sampled source's draws (`[B, 1 + K]` without InBatch)."""
+        columns = draw_columns(
+            batch.candidates,
+            batch.ids,
+            self.sampled_sources,
+            batch.candidate_tower,
+            positive_first=self.in_batch_source is None,
+        )
+        if not self.check_finite:
+            return columns
+        drawn = checks.finite(columns.embeddings, "the sampled candidates' embeddings")
+        return columns._replace(embeddings=drawn)
 
     def _logit_inputs(
-        self,
-        batch: Batch,
-        columns: Columns,
-        candidate_sampling_probability: Optional[tf.Tensor],
-        score_mask: Optional[tf.Tensor],
-        candidate_tower: Optional[Callable],
-        training: Optional[bool],
-    ) -> Tuple[tf.Tensor, ops.CorrectionInputs, Mined]:
-        """`(scores [B, N], CorrectionInputs, Mined)` of the step."""
+        self, batch: Batch, columns: Columns
+    ) -> Tuple[tf.Tensor, ops.CorrectionInputs, Optional[RowColumns]]:
+        """`(scores [B, N], CorrectionInputs, mined RowColumns or None)` of the step."""
         raw_scores = column_scores(batch.queries, batch.candidates, columns)
         scores = raw_scores if self._temperature is None else raw_scores / self._temperature
-        probabilities, positive_probabilities = self._probabilities(
-            batch, columns, candidate_sampling_probability, training
-        )
+        probabilities, positive_probabilities = self._probabilities(batch, columns)
         excluded = log_weight = None
-        if self._masks_columns(columns):
+        if self._masks_columns():
             in_batch = self.in_batch_source
             excluded, log_weight = column_exclusions(
                 columns, None if in_batch is None else in_batch.weight, self._masks_duplicates
@@ -390,22 +393,26 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             candidate_ids=columns.ids if hits else None,
             column_excluded=excluded,
             column_log_weight=log_weight,
-            score_mask=_layout_score_mask(score_mask, columns, batch),
+            score_mask=_layout_score_mask(batch.score_mask, columns, batch),
             positive_columns=columns.positive_columns(batch.num_queries),
             positive_probabilities=positive_probabilities,
         )
         if not self.per_row_sources:
-            return scores, inputs, Mined()
-        positive_scores = tf.linalg.diag_part(raw_scores)
-        if columns.positive_first:
-            positive_scores = raw_scores[:, 0]
-        return self._add_row_columns(scores, inputs, batch, candidate_tower, positive_scores)
+            return scores, inputs, None
+        positive_scores = (
+            raw_scores[:, 0] if columns.positive_first else tf.linalg.diag_part(raw_scores)
+        )
+        return self._add_row_columns(scores, inputs, batch, positive_scores)
+
+    @property
+    def _loss_choice(self) -> ops.LossChoice:
+        return ops.LossChoice(self.sampled_loss, self.num_items, self.gbce_calibration)
 
     @property
     def _masks_duplicates(self) -> bool:
         return self.duplicates == "mask"
 
-    def _masks_columns(self, columns: Columns) -> bool:
+    def _masks_columns(self) -> bool:
         in_batch = self.in_batch_source
         return bool(
             self.sampled_sources
@@ -415,11 +422,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         )
 
     def _probabilities(
-        self,
-        batch: Batch,
-        columns: Columns,
-        candidate_sampling_probability: Optional[tf.Tensor],
-        training: Optional[bool],
+        self, batch: Batch, columns: Columns
     ) -> Tuple[Optional[tf.Tensor], Optional[tf.Tensor]]:
         """`(probabilities [N], positive_probabilities [B] or None)` of the mixture, or Nones.
 
@@ -429,12 +432,10 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         sampled = self.sampled_sources
         in_batch = self.in_batch_source is not None
         uses = self.correction is not None and bool(
-            sampled or self.frequency is not None or candidate_sampling_probability is not None
+            sampled or self.frequency is not None or batch.given_probabilities is not None
         )
         lookup = columns.ids if in_batch else batch.ids
-        batch_q = self._in_batch_probabilities(
-            candidate_sampling_probability, lookup, batch, training, uses and in_batch
-        )
+        batch_q = self._in_batch_probabilities(batch, lookup, needed=uses and in_batch)
         if not uses or not (in_batch or sampled):
             return None, None
         mix = self._masks_duplicates
@@ -447,21 +448,16 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         )
 
     def _in_batch_probabilities(
-        self,
-        given: Optional[tf.Tensor],
-        ids: Optional[tf.Tensor],
-        batch: Batch,
-        training: Optional[bool],
-        needed: bool,
+        self, batch: Batch, ids: Optional[tf.Tensor], needed: bool
     ) -> Optional[tf.Tensor]:
         """`[N]` per-draw probability of every id of `ids` among the batch's candidates."""
-        if given is not None:
+        if batch.given_probabilities is not None:
             if self.sampled_sources:
                 raise ValueError(
                     "`candidate_sampling_probability` covers only the given candidates; with "
                     "sampled negatives give the task a `frequency` estimator instead."
                 )
-            return checks.checked_probabilities(given, batch.num_given)
+            return checks.checked_probabilities(batch.given_probabilities, batch.num_given)
         if self.frequency is None:
             if needed and self.sampled_sources:
                 raise ValueError(
@@ -470,13 +466,13 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
                     "StreamingFrequencyEstimator()), or leave InBatch out of `negatives`."
                 )
             return None
-        if self.frequency.updates_in_training and training is None:
+        if self.frequency.updates_in_training and batch.training is None:
             raise ValueError(
                 f"`training` is None but `frequency` ({type(self.frequency).__name__}) learns "
                 "from training steps: pass `training=training` when calling the task in "
                 "`compute_loss` (Keras does not forward it from `tfrs.Model.train_step`)."
             )
-        positives = self.frequency(ids[: batch.num_queries], training=training)
+        positives = self.frequency(ids[: batch.num_queries], training=batch.training)
         if ids.shape[0] is not None and ids.shape[0] == positives.shape[0]:
             return positives
         rest = self.frequency.probability(ids[batch.num_queries :])
@@ -487,21 +483,26 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         scores: tf.Tensor,
         inputs: ops.CorrectionInputs,
         batch: Batch,
-        candidate_tower: Optional[Callable],
         raw_positive_scores: tf.Tensor,
-    ) -> Tuple[tf.Tensor, ops.CorrectionInputs, Mined]:
+    ) -> Tuple[tf.Tensor, ops.CorrectionInputs, RowColumns]:
         """Appends the mined `[B, M]` columns and extends every column-level input."""
         positive_ids = batch.ids[: batch.num_queries]
-        raw_rows, row_ids, blocks = draw_row_columns(
-            batch.queries, self.per_row_sources, positive_ids, batch.query_ids, candidate_tower
+        rows = draw_row_columns(
+            batch.queries,
+            self.per_row_sources,
+            positive_ids,
+            batch.query_ids,
+            batch.candidate_tower,
         )
         if self.check_finite:
-            raw_rows = checks.finite(raw_rows, "the mined candidates' scores")
+            rows = rows._replace(scores=checks.finite(rows.scores, "the mined candidates' scores"))
         excluded, row_column_excluded, row_log_weight = row_exclusions(
-            blocks, row_ids, positive_ids, batch.query_ids, raw_rows, raw_positive_scores
+            rows, positive_ids, batch.query_ids, raw_positive_scores
         )
-        rows = raw_rows if self._temperature is None else raw_rows / self._temperature
-        n, m = tf.shape(scores)[1], tf.shape(rows)[1]
+        row_scores = rows.scores
+        if self._temperature is not None:
+            row_scores = row_scores / self._temperature
+        n, m = tf.shape(scores)[1], tf.shape(row_scores)[1]
         probabilities = inputs.probabilities
         if probabilities is not None:
             # No log-Q term for mined negatives: each counts as one certain term, on the
@@ -523,7 +524,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             column_log_weight=tf.concat([column_log_weight, row_log_weight], 0),
             score_mask=tf.concat([shared_mask, tf.logical_not(excluded)], 1),
         )
-        return tf.concat([scores, rows], 1), extended, Mined(row_ids, tuple(blocks))
+        return tf.concat([scores, row_scores], 1), extended, rows
 
     def _draws(self, num_given: tf.Tensor) -> tf.Tensor:
         """Shared draws of a step: the given candidates (if in-batch) and each source's."""
@@ -540,17 +541,18 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         self,
         scores: tf.Tensor,
         inputs: ops.CorrectionInputs,
-        sample_weight: Optional[tf.Tensor],
+        batch: Batch,
         compute_batch_metrics: bool,
-        segments: Optional[tf.Tensor],
+        request: Optional[ops.StatisticsRequest],
     ) -> Tuple[tf.Tensor, Any, Optional[tf.Tensor], Optional[tf.Tensor]]:
         """`(loss, statistics, labels, logits)`.
 
-        Statistics (of the negative diagnostics) only with `segments`; labels and
+        Statistics (of the negative diagnostics) only with a `request`; labels and
         logits only when a metric or the loss needs them. The XLA path computes the
         loss, its gradient and the statistics in one compiled computation.
         """
         labels = logits = statistics = None
+        sample_weight = batch.sample_weight
         if self._custom_loss or self._num_hard_negatives is not None:
             logits = ops.corrected_logits(scores, inputs)
             labels = _labels(inputs, logits)
@@ -561,34 +563,12 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             loss = self._loss(y_true=labels, y_pred=logits, sample_weight=sample_weight)
         elif self.jit_compile:
             loss, statistics = ops.fused_loss_and_statistics(
-                scores,
-                inputs,
-                sample_weight,
-                self.sampled_loss,
-                self.num_items,
-                self.gbce_calibration,
-                segments,
-                len(self.negatives),
-                self.diagnostics_stride,
+                scores, inputs, sample_weight, self._loss_choice, request
             )
         else:
-            loss = ops.retrieval_loss(
-                scores,
-                inputs,
-                sample_weight,
-                self.sampled_loss,
-                self.num_items,
-                self.gbce_calibration,
-            )
-        if segments is not None and statistics is None:
-            statistics = retrieval_statistics(
-                scores,
-                inputs,
-                segments,
-                len(self.negatives),
-                self.diagnostics_stride,
-                self.jit_compile,
-            )
+            loss = ops.retrieval_loss(scores, inputs, sample_weight, self._loss_choice)
+        if request is not None and statistics is None:
+            statistics = retrieval_statistics(scores, inputs, request, self.jit_compile)
         if compute_batch_metrics and self._batch_metrics and logits is None:
             logits = ops.corrected_logits(scores, inputs)
             labels = _labels(inputs, logits)
@@ -601,24 +581,20 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         statistics: Any,
         batch: Batch,
         columns: Columns,
-        mined: Mined,
-        candidate_ids: Optional[tf.Tensor],
+        rows: Optional[RowColumns],
     ) -> list:
         given_ids = batch.ids
-        if given_ids is None and candidate_ids is not None:
-            given_ids = ops.to_int64_ids(candidate_ids, "candidate_ids")
-        distinct = distinct_counts(
-            columns, batch.num_given, given_ids, self.negatives, mined.ids, mined.blocks
-        )
+        if given_ids is None and batch.given_ids is not None:
+            given_ids = ops.to_int64_ids(batch.given_ids, "candidate_ids")
+        distinct = distinct_counts(columns, given_ids, self.negatives, rows)
         return self._negative_diagnostics.update_state(statistics, distinct, self._temperature)
 
-    def _factorized_updates(
-        self, batch: Batch, candidate_ids: Optional[tf.Tensor], sample_weight: Optional[tf.Tensor]
-    ) -> list:
+    def _factorized_updates(self, batch: Batch) -> list:
         # Unlike TFRS, only the positives' ids go to the metrics (extra candidate
         # rows would break FactorizedTopK), and metrics that take `query_ids`
         # (e.g. PopularityStratifiedRecall with exclude_seen) receive them.
-        true_ids = None if candidate_ids is None else candidate_ids[: batch.num_queries]
+        given = batch.given_ids
+        true_ids = None if given is None else given[: batch.num_queries]
         updates = []
         for metric in self._factorized_metrics:
             extra = {}
@@ -629,7 +605,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
                     batch.queries,
                     batch.candidates[: batch.num_queries],
                     true_candidate_ids=true_ids,
-                    sample_weight=sample_weight,
+                    sample_weight=batch.sample_weight,
                     **extra,
                 )
             )
