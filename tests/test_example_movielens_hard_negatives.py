@@ -1,11 +1,12 @@
 """The MovieLens hard-negatives example end to end on tfds mock data (no download)."""
 
+import argparse
 import json
 import math
 import pathlib
 
 import tfrs_negatives as tfn
-from tfrs_negatives.experiments import warmup_schedule
+from tfrs_negatives.experiments import hard_negatives, warmup_schedule
 
 import numpy as np
 import pytest
@@ -187,7 +188,7 @@ def test_scann_miner_refreshes_the_table(example, mock_dataset):
     assert 0.0 <= row["recall@1"] <= row["recall@5"] <= row["recall@10"] <= 1.0
 
 
-def test_tasks_use_the_named_sources(example):
+def test_tasks_use_the_named_sources():
     users = np.array([b"u0", b"u1", b"u2"])
     titles = np.array([b"a", b"b", b"c", b"d", b"e", b"f"])
     train_users = np.array([b"u0", b"u0", b"u1", b"u2"])
@@ -195,7 +196,7 @@ def test_tasks_use_the_named_sources(example):
     known = tfn.mining.KnownPositives(train_users, train_titles)
 
     def make(strategy):
-        return example.make_task(
+        return hard_negatives.make_task(
             strategy,
             users,
             titles,
@@ -209,7 +210,7 @@ def test_tasks_use_the_named_sources(example):
         )
 
     kinds = {}
-    for strategy in example.STRATEGIES:
+    for strategy in hard_negatives.STRATEGIES:
         task, mining = make(strategy)
         kinds[strategy] = [type(s).__name__ for s in task.negatives]
         assert isinstance(task.frequency, tfn.StreamingFrequencyEstimator)
@@ -297,18 +298,18 @@ def test_content_tower_with_weighted_top_mined_negatives(example, mock_dataset, 
     assert results["full_softmax"]["refreshes"] == 0
 
 
-def test_title_genres_are_each_titles_multi_hot(example, mock_dataset):
+def test_title_genres_are_each_titles_multi_hot(mock_dataset):
     dataset, genres = _with_genres(mock_dataset)
     titles = np.array(sorted(genres))
-    args = example.argparse.Namespace(config="100k-ratings", movielens_dir=None)
+    args = argparse.Namespace(config="100k-ratings", movielens_dir=None)
     with tfds.testing.mock_data(as_dataset_fn=lambda *a, **k: dataset):
-        table = example.title_genres(args, titles)
-    assert table.shape == (len(titles), example.NUM_GENRES)
+        table = hard_negatives.title_genres(args, titles)
+    assert table.shape == (len(titles), hard_negatives.NUM_GENRES)
     for title, row in zip(titles, table):
         assert np.flatnonzero(row).tolist() == genres[title]
     with tfds.testing.mock_data(as_dataset_fn=lambda *a, **k: mock_dataset):
         with pytest.raises(ValueError, match="movie_genres"):
-            example.title_genres(args, titles)
+            hard_negatives.title_genres(args, titles)
 
 
 def test_benchmark_summary_means_spreads_and_paired_differences():
