@@ -30,7 +30,7 @@ import tfrs_negatives as tfn
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_recommenders as tfrs
+from _towers import TwoTower, string_id_tower
 
 NUM_USERS = 10_000
 
@@ -53,35 +53,6 @@ def make_batches(users, items, batch_size: int, num_batches: int, seed: int):
     return batches
 
 
-class TwoTower(tfrs.Model):
-    def __init__(self, users, items, dim: int, task: tfn.CorrectedRetrieval):
-        super().__init__()
-        self.query_tower = tf.keras.Sequential(
-            [
-                tf.keras.layers.StringLookup(vocabulary=users),
-                tf.keras.layers.Embedding(len(users) + 1, dim),
-            ]
-        )
-        self.item_tower = tf.keras.Sequential(
-            [
-                tf.keras.layers.StringLookup(vocabulary=items),
-                tf.keras.layers.Embedding(len(items) + 1, dim),
-            ]
-        )
-        self.task = task
-
-    def compute_loss(self, features, training=False):
-        ids = features["item_id"]
-        return self.task(
-            self.query_tower(features["user_id"]),
-            self.item_tower(ids),
-            candidate_ids=ids,
-            candidate_tower=self.item_tower,
-            training=training,
-            compute_metrics=False,
-        )
-
-
 def row_option(args) -> dict:
     """`diagnostics_stride` for the task: the task's default, or the one given."""
     return (
@@ -101,7 +72,7 @@ def make_step(users, items, diagnostics: bool, args):
         diagnostics=diagnostics,
         **row_option(args),
     )
-    model = TwoTower(users, items, args.dim, task)
+    model = TwoTower(string_id_tower(users, args.dim), string_id_tower(items, args.dim), task)
     model.query_tower(users[:1])  # builds the towers now, from the seed set above
     model.item_tower(items[:1])
     model.compile(optimizer=tf.keras.optimizers.Adagrad(0.1))

@@ -60,7 +60,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import tfrs_negatives as tfn  # before tensorflow: sets TF_USE_LEGACY_KERAS=1 (Keras 2)
 import numpy as np
 import tensorflow as tf
-import tensorflow_recommenders as tfrs
+from _towers import FeatureTower, TwoTower
 
 # isort: on
 from tfrs_negatives.evaluation import head_items, recall_at_k
@@ -145,34 +145,6 @@ class SyntheticData:
         return recall_at_k(q[self.test_users], c, self.test_items, KS, head)
 
 
-class ContentTwoTower(tfrs.Model):
-    """User-id tower and an item tower over the item's feature vector (no item-id embedding)."""
-
-    def __init__(self, num_users: int, features: np.ndarray, task, dim: int) -> None:
-        super().__init__()
-        self.features = tf.constant(features)
-        self.query_tower = tf.keras.Sequential([tf.keras.layers.Embedding(num_users, dim)])
-        self.content = tf.keras.Sequential(
-            [tf.keras.layers.Dense(64, activation="relu"), tf.keras.layers.Dense(dim)]
-        )
-        self.task = task
-
-    def item_tower(self, item_ids: tf.Tensor) -> tf.Tensor:
-        return self.content(tf.gather(self.features, item_ids))
-
-    def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        items = features["item_id"]
-        return self.task(
-            self.query_tower(features["user_id"]),
-            self.item_tower(items),
-            candidate_ids=items,
-            candidate_tower=self.item_tower,
-            query_ids=features["user_id"],
-            training=training,
-            compute_metrics=False,
-        )
-
-
 def make_task(
     strategy: str,
     item_ids: np.ndarray,
@@ -242,16 +214,22 @@ def run_seed(args: argparse.Namespace, seed: int) -> Dict[str, Dict[str, float]]
     for strategy in args.strategies:
         tf.keras.utils.set_random_seed(seed)
         task, mining = make_task(strategy, item_ids, known, args, seed)
-        model = ContentTwoTower(data.num_users, data.features, task, args.dim)
+        # User-id tower; the item tower reads the item's feature vector (no item-id embedding).
+        model = TwoTower(
+            tf.keras.Sequential([tf.keras.layers.Embedding(data.num_users, args.dim)]),
+            FeatureTower(data.features, args.dim),
+            task,
+            query_ids=True,
+        )
         model.query_tower(tf.constant(data.test_users[:1]))
         model.item_tower(tf.constant(item_ids[:1]))
-        weights = model.query_tower.get_weights() + model.content.get_weights()
+        weights = model.query_tower.get_weights() + model.item_tower.get_weights()
         if initial is None:
             initial = weights
         else:
             nq = len(model.query_tower.get_weights())
             model.query_tower.set_weights(initial[:nq])
-            model.content.set_weights(initial[nq:])
+            model.item_tower.set_weights(initial[nq:])
         model.compile(optimizer=tf.keras.optimizers.Adam(args.learning_rate))
         callbacks: List[Any] = []
         refresh = None

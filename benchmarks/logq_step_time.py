@@ -25,6 +25,7 @@ import tfrs_negatives as tfn
 import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
+from _towers import TwoTower, string_id_tower
 
 
 def make_batches(batch_size: int, num_batches: int, seed: int = 0):
@@ -45,31 +46,16 @@ def make_batches(batch_size: int, num_batches: int, seed: int = 0):
     return batches, users, items
 
 
-class TwoTower(tfrs.Model):
-    def __init__(self, users, items, task, pass_training: bool):
-        super().__init__()
-        self.query_tower = tf.keras.Sequential(
-            [
-                tf.keras.layers.StringLookup(vocabulary=users),
-                tf.keras.layers.Embedding(len(users) + 1, 32),
-            ]
-        )
-        self.item_tower = tf.keras.Sequential(
-            [
-                tf.keras.layers.StringLookup(vocabulary=items),
-                tf.keras.layers.Embedding(len(items) + 1, 32),
-            ]
-        )
-        self.task = task
-        self.pass_training = pass_training
-
-    def compute_loss(self, features, training=False):
-        q = self.query_tower(features["user_id"])
-        c = self.item_tower(features["movie_title"])
-        kwargs = {"training": training} if self.pass_training else {}
-        return self.task(
-            q, c, candidate_ids=features["movie_title"], compute_metrics=False, **kwargs
-        )
+def two_tower(users, items, task, pass_training: bool) -> TwoTower:
+    """The tutorial's towers (`Embedding(32)`); the task gets the ids, not the item tower."""
+    return TwoTower(
+        string_id_tower(users, 32),
+        string_id_tower(items, 32),
+        task,
+        item_key="movie_title",
+        candidate_tower=False,
+        pass_training=pass_training,
+    )
 
 
 def main() -> None:
@@ -81,8 +67,8 @@ def main() -> None:
 
     batches, users, items = make_batches(args.batch_size, 8)
     variants = {
-        "plain": TwoTower(users, items, tfrs.tasks.Retrieval(), False),
-        "corrected": TwoTower(
+        "plain": two_tower(users, items, tfrs.tasks.Retrieval(), False),
+        "corrected": two_tower(
             users,
             items,
             tfn.CorrectedRetrieval(
@@ -90,7 +76,7 @@ def main() -> None:
             ),
             True,
         ),
-        "corrected_nojit": TwoTower(
+        "corrected_nojit": two_tower(
             users,
             items,
             tfn.CorrectedRetrieval(
@@ -100,7 +86,7 @@ def main() -> None:
             ),
             True,
         ),
-        "tfrs_hits": TwoTower(
+        "tfrs_hits": two_tower(
             users, items, tfrs.tasks.Retrieval(remove_accidental_hits=True), False
         ),
     }

@@ -37,7 +37,7 @@ import tfrs_negatives as tfn
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_recommenders as tfrs
+from _towers import TwoTower
 
 NUM_USERS = 10_000
 STRATEGIES = ("in_batch", "in_batch+uniform", "full_softmax")
@@ -59,25 +59,6 @@ def make_batches(num_items: int, batch_size: int, num_batches: int, seed: int = 
             }
         )
     return batches
-
-
-class TwoTower(tfrs.Model):
-    def __init__(self, num_items: int, dim: int, task: tfn.CorrectedRetrieval):
-        super().__init__()
-        self.query_tower = tf.keras.layers.Embedding(NUM_USERS, dim)
-        self.item_tower = tf.keras.layers.Embedding(num_items, dim)
-        self.task = task
-
-    def compute_loss(self, features, training=False):
-        ids = features["item_id"]
-        return self.task(
-            self.query_tower(features["user_id"]),
-            self.item_tower(ids),
-            candidate_ids=ids,
-            candidate_tower=self.item_tower,
-            training=training,
-            compute_metrics=False,
-        )
 
 
 def make_task(strategy: str, catalogue, args) -> tfn.CorrectedRetrieval:
@@ -120,7 +101,11 @@ def build_cells(sizes, args) -> dict:
         for strategy in STRATEGIES:
             if strategy == "full_softmax" and full_softmax_too_big(n, args):
                 continue
-            model = TwoTower(n, args.dim, make_task(strategy, catalogue, args))
+            model = TwoTower(
+                tf.keras.layers.Embedding(NUM_USERS, args.dim),
+                tf.keras.layers.Embedding(n, args.dim),
+                make_task(strategy, catalogue, args),
+            )
             model.compile(optimizer=tf.keras.optimizers.Adagrad(0.1))
             cells[n, strategy] = (tf.function(model.train_step), batches)
     return cells

@@ -29,33 +29,28 @@ Usage:
 
 import argparse
 import functools
-import os
-import sys
-import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import tfrs_negatives as tfn  # first: selects Keras 2 for TFRS
-from tfrs_negatives.evaluation import recall_at_k
+from tfrs_negatives.experiments import TwoTowerModel, training_batches
+from tfrs_negatives.experiments.harness import (
+    Results,
+    SameStart,
+    add_common_flags,
+    chosen_strategies,
+    evaluate_recall,
+    final_loss,
+    fit_timed,
+    main,
+    parse_ks,
+    prepare_split,
+    print_table,
+    write_json,
+)
+from tfrs_negatives.experiments.serving import export_and_query
 
 import numpy as np
 import tensorflow as tf
-
-# The protocol's data split and towers come from the log-Q example next to this file.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from movielens_logq import (  # noqa: E402
-    MovielensModel,
-    add_common_flags,
-    build,
-    chosen_strategies,
-    export_and_query,
-    main,
-    prepare_split,
-    print_table,
-    set_tower_weights,
-    tower_weights,
-    training_batches,
-    write_json,
-)
 
 STRATEGIES = (
     "inbatch_logq",
@@ -124,7 +119,7 @@ def make_task(
     raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
 
 
-def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
+def run(argv: Optional[Sequence[str]] = None) -> Results:
     """Trains every strategy and returns `{strategy: {metric: value}}`."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_common_flags(parser, STRATEGIES, epochs_help="0: evaluate untrained")
@@ -142,7 +137,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
         parser.error(f"--epochs must be >= 0, got {args.epochs}")
     if args.num_negatives < 1:
         parser.error(f"--num_negatives must be >= 1, got {args.num_negatives}")
-    ks = [int(k) for k in args.ks.split(",")]
+    ks = parse_ks(args)
 
     source, split = prepare_split(args, parser, ks)
     users, titles, head = split.users, split.items, split.head
@@ -154,32 +149,22 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
     )
 
     train = training_batches(split.train_users, split.train_items, args.batch_size, args.seed)
-    results: Dict[str, Dict[str, float]] = {}
-    initial: Optional[List[np.ndarray]] = None
+    results: Results = {}
     models: Dict[str, tf.keras.Model] = {}
+    same_start = SameStart()  # every mix starts from the first one's weights
     for strategy in strategies:
         tf.keras.utils.set_random_seed(args.seed)
         task = make_task(
             strategy, titles, train_counts, args.num_negatives, jit_compile=args.jit_compile
         )
         # The tutorial's towers; the task also gets the item tower to embed sampled titles.
-        model = models[strategy] = MovielensModel(users, titles, task, args.embedding_dim)
-        build(model, users, titles)
-        if initial is None:
-            initial = tower_weights(model)
-        else:  # every mix starts from the first one's weights
-            set_tower_weights(model, initial)
+        model = models[strategy] = TwoTowerModel(users, titles, task, args.embedding_dim)
+        same_start(model, split)
         model.compile(optimizer=tf.keras.optimizers.Adagrad(args.learning_rate))
-        start = time.perf_counter()
-        losses = []
-        if args.epochs > 0:  # 0: evaluates the shared initial weights
-            losses = model.fit(train, epochs=args.epochs, verbose=0).history.get("loss", [])
-        seconds = time.perf_counter() - start
-        queries = model.query_tower(tf.constant(split.test_users)).numpy()
-        items = model.item_tower(tf.constant(titles)).numpy()
+        losses, seconds = fit_timed(model, train, args.epochs)  # 0 epochs: the initial weights
         results[strategy] = {
-            **recall_at_k(queries, items, split.test_index, ks, head),
-            "final_loss": float(losses[-1]) if losses else float("nan"),
+            **evaluate_recall(model, split, ks),
+            "final_loss": final_loss(losses),
             "train_seconds": seconds,
         }
     print_table(results, ks)

@@ -28,7 +28,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from test_example_movielens_logq import _mock_ratings_with_repeats
 
 SMALL_SYNTHETIC = [
     "--dataset", "synthetic", "--synthetic_users", "200", "--synthetic_items", "300",
@@ -43,12 +42,14 @@ def _run_main(argv, capsys):
     return code, captured.out, captured.err
 
 
-def test_mock_tfds_end_to_end_json_matches_the_run(tmp_path, capsys):
-    dataset = _mock_ratings_with_repeats(num_examples=600)
+def test_mock_tfds_end_to_end_json_matches_the_run(
+    make_mock_ratings, serve_from_tfds, tmp_path, capsys
+):
+    dataset = make_mock_ratings(num_examples=600)
     argv = ["--epochs", "2", "--batch_size", "64", "--ks", "1,5,20", "--num_negatives", "16",
             "--hard_window", "2,12", "--hard_count", "4", "--quiet",
             "--output_dir", str(tmp_path)]  # fmt: skip
-    with tfds.testing.mock_data(as_dataset_fn=lambda *args, **kwargs: dataset):
+    with serve_from_tfds(dataset):
         results = compare.run(argv)
     out = capsys.readouterr().out
     saved = json.loads((tmp_path / "results.json").read_text())
@@ -213,9 +214,8 @@ def test_unwritable_output_and_unknown_command(tmp_path, capsys):
     assert code == 2 and "unknown command 'train'" in err
 
 
-def test_empty_test_split_is_a_clear_error(tmp_path, capsys):
-    one = _mock_ratings_with_repeats(num_examples=1)
-    with tfds.testing.mock_data(as_dataset_fn=lambda *args, **kwargs: one):
+def test_empty_test_split_is_a_clear_error(make_mock_ratings, serve_from_tfds, tmp_path, capsys):
+    with serve_from_tfds(make_mock_ratings(num_examples=1)):
         code, _, err = _run_main(["--output_dir", str(tmp_path), "--quiet"], capsys)
     assert code == 2 and "empty train or test split" in err
 

@@ -1,5 +1,7 @@
 """`ContentItemTower` against a NumPy reference: id + mean of word vectors + mean of labels."""
 
+import re
+
 import tfrs_negatives  # noqa: F401  (Keras 2 before TF)
 from tfrs_negatives.towers import ContentItemTower, multi_hot
 
@@ -71,16 +73,22 @@ def test_without_labels_and_config_round_trip():
     np.testing.assert_array_equal(again.labels, LABELS)
 
 
-def test_bad_input_names_the_argument():
-    with pytest.raises(ValueError, match="`ids`"):
-        ContentItemTower(np.array([]))
-    with pytest.raises(ValueError, match="distinct"):
-        ContentItemTower(np.array(["a", "a"]))
-    with pytest.raises(ValueError, match="`texts`"):
-        ContentItemTower(IDS, texts=np.array(["x"]))
-    with pytest.raises(ValueError, match="`labels`"):
-        ContentItemTower(IDS, labels=np.ones([2, 3]))
-    with pytest.raises(ValueError, match="`embedding_dim`"):
-        ContentItemTower(IDS, embedding_dim=0)
-    with pytest.raises(ValueError, match=r"\[0, 3\)"):
-        multi_hot([[0, 3]], 3)
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: ContentItemTower(np.array([])),
+         "`ids` must be a non-empty rank-1 array, got shape (0,)."),
+        (lambda: ContentItemTower(np.array(["a", "a"])), "`ids` must be distinct."),
+        (lambda: ContentItemTower(IDS, texts=np.array(["x"])),
+         "`texts` must have shape (3,) (one per id), got (1,)."),
+        (lambda: ContentItemTower(IDS, labels=np.ones([2, 3])),
+         "`labels` must be [N=3, L] multi-hot, got shape (2, 3)."),
+        (lambda: ContentItemTower(IDS, embedding_dim=0),
+         "`embedding_dim` must be a positive integer, got 0."),
+        (lambda: multi_hot([[0, 3]], 3), "label ids must be in [0, 3), row 0 has [0, 3]."),
+    ],
+    ids=["empty ids", "repeated ids", "texts", "labels", "embedding_dim", "label id"],
+)  # fmt: skip
+def test_bad_input_names_the_argument(build, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build()

@@ -250,16 +250,23 @@ def test_frequency_pair_checked_by_exact_estimator():
         downsample_positives(_examples(_zipf_items(10)), _item, ([0, 1], [1, 2, 3]))
 
 
-def test_bad_dataset_id_fn_and_seed():
-    dataset = _examples(_zipf_items(10))
-    with pytest.raises(TypeError, match=r"`dataset` must be a tf.data.Dataset, got ndarray"):
-        downsample_positives(np.arange(3), _item, ([0], [1]))
-    with pytest.raises(TypeError, match=r"`id_fn` must be a callable.*got str"):
-        downsample_positives(dataset, "item", ([0], [1]))
-    with pytest.raises(TypeError, match=r"`seed` must be a Python int or None, got float"):
-        downsample_positives(dataset, _item, ([0], [1]), seed=1.5)
-    with pytest.raises(ValueError, match=r"`seed` must fit in int64"):
-        downsample_positives(dataset, _item, ([0], [1]), seed=2**64)
+@pytest.mark.parametrize(
+    "arguments, error, message",
+    [
+        (lambda ds: (np.arange(3), _item, ([0], [1])), TypeError,
+         r"`dataset` must be a tf.data.Dataset, got ndarray"),
+        (lambda ds: (ds, "item", ([0], [1])), TypeError, r"`id_fn` must be a callable.*got str"),
+        (lambda ds: (ds, _item, ([0], [1]), 1.5), TypeError,
+         r"`seed` must be a Python int or None, got float"),
+        (lambda ds: (ds, _item, ([0], [1]), 2**64), ValueError, r"`seed` must fit in int64"),
+    ],
+    ids=["dataset", "id_fn", "seed type", "seed range"],
+)  # fmt: skip
+def test_bad_dataset_id_fn_and_seed(arguments, error, message):
+    args = arguments(_examples(_zipf_items(10)))
+    seed = {"seed": args[3]} if len(args) > 3 else {}
+    with pytest.raises(error, match=message):
+        downsample_positives(*args[:3], **seed)
 
 
 def test_batched_element_with_scalar_component():

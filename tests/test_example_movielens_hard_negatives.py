@@ -1,17 +1,16 @@
 """The MovieLens hard-negatives example end to end on tfds mock data (no download)."""
 
+import argparse
 import json
 import math
 import pathlib
 
 import tfrs_negatives as tfn
-from tfrs_negatives.experiments import warmup_schedule
+from tfrs_negatives.experiments import hard_negatives, warmup_schedule
 
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_datasets as tfds
-from test_example_movielens_logq import _mock_ratings_with_repeats
 from tests_support import load_script
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "movielens_hard_negatives.py"
@@ -40,28 +39,14 @@ def example():
     return _load_example()
 
 
-@pytest.fixture(scope="module")
-def mock_dataset():
-    return _mock_ratings_with_repeats()
-
-
-@pytest.fixture(scope="module")
-def num_titles(mock_dataset):
-    return len({x["movie_title"] for x in mock_dataset.as_numpy_iterator()})
-
-
-def _run(example, dataset, flags):
-    with tfds.testing.mock_data(as_dataset_fn=lambda *args, **kwargs: dataset):
-        return example.run(["--export_dir=", *flags])  # a later --export_dir wins
-
-
-def test_every_strategy_end_to_end_on_mock_tfds(example, mock_dataset, num_titles, tmp_path):
+def test_every_strategy_end_to_end_on_mock_tfds(
+    run_on, example, mock_ratings, mock_num_titles, tmp_path
+):
     out = tmp_path / "results.json"
-    ks = [1, 5, num_titles]
+    ks = [1, 5, mock_num_titles]
     epochs = 3
-    results = _run(
-        example,
-        mock_dataset,
+    results = run_on(
+        mock_ratings,
         TINY
         + [
             "--epochs",
@@ -79,7 +64,7 @@ def test_every_strategy_end_to_end_on_mock_tfds(example, mock_dataset, num_title
     saved = json.loads(out.read_text())
     assert saved["source"] == "tfds:movielens/100k-ratings"
     assert saved["miner"] == "brute"
-    assert saved["num_titles"] == num_titles
+    assert saved["num_titles"] == mock_num_titles
     assert saved["num_users"] == 25
     assert saved["steps_per_epoch"] == 5  # ceil(320 / 64)
     # Warm-up of one epoch (5 steps) at 0, then up to 2 over 0.6 epochs (3 steps).
@@ -135,11 +120,10 @@ def test_every_strategy_end_to_end_on_mock_tfds(example, mock_dataset, num_title
     assert results["mixed+hard_window"]["final_loss"] != results["mixed"]["final_loss"]
 
 
-def test_mined_source_at_count_zero_changes_nothing(example, mock_dataset):
+def test_mined_source_at_count_zero_changes_nothing(run_on, mock_ratings):
     # A warm-up longer than training keeps the mined count at 0: the run is `mixed`'s.
-    results = _run(
-        example,
-        mock_dataset,
+    results = run_on(
+        mock_ratings,
         TINY
         + [
             "--epochs",
@@ -162,11 +146,10 @@ def test_mined_source_at_count_zero_changes_nothing(example, mock_dataset):
             assert hard[key] == pytest.approx(value, rel=1e-5), key
 
 
-def test_scann_miner_refreshes_the_table(example, mock_dataset):
+def test_scann_miner_refreshes_the_table(run_on, mock_ratings):
     pytest.importorskip("scann")
-    results = _run(
-        example,
-        mock_dataset,
+    results = run_on(
+        mock_ratings,
         TINY
         + [
             "--epochs",
@@ -187,7 +170,7 @@ def test_scann_miner_refreshes_the_table(example, mock_dataset):
     assert 0.0 <= row["recall@1"] <= row["recall@5"] <= row["recall@10"] <= 1.0
 
 
-def test_tasks_use_the_named_sources(example):
+def test_tasks_use_the_named_sources():
     users = np.array([b"u0", b"u1", b"u2"])
     titles = np.array([b"a", b"b", b"c", b"d", b"e", b"f"])
     train_users = np.array([b"u0", b"u0", b"u1", b"u2"])
@@ -195,7 +178,7 @@ def test_tasks_use_the_named_sources(example):
     known = tfn.mining.KnownPositives(train_users, train_titles)
 
     def make(strategy):
-        return example.make_task(
+        return hard_negatives.make_task(
             strategy,
             users,
             titles,
@@ -209,7 +192,7 @@ def test_tasks_use_the_named_sources(example):
         )
 
     kinds = {}
-    for strategy in example.STRATEGIES:
+    for strategy in hard_negatives.STRATEGIES:
         task, mining = make(strategy)
         kinds[strategy] = [type(s).__name__ for s in task.negatives]
         assert isinstance(task.frequency, tfn.StreamingFrequencyEstimator)
@@ -254,19 +237,21 @@ def test_count_schedule():
     assert counts == [0, 0, 0, 4, 8, 8]
 
 
-def test_bad_flags_exit_with_message(example, capsys):
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--strategies", "mixed,magic"], "unknown ['magic']"),
+        (["--hard_count", "20", "--hard_window", "2,8"],
+         "--hard_count 20 exceeds the --hard_window of 6 ranks"),
+        (["--hard_window", "8,2"], "--hard_window needs 0 <= lo < hi, got [8, 2)"),
+        (["--miner", "faiss"], "invalid choice: 'faiss'"),
+    ],
+    ids=["strategy", "count beyond window", "window order", "miner"],
+)  # fmt: skip
+def test_bad_flags_exit_with_message(example, capsys, flags, message):
     with pytest.raises(SystemExit):
-        example.run(["--strategies", "mixed,magic"])
-    assert "unknown ['magic']" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        example.run(["--hard_count", "20", "--hard_window", "2,8"])
-    assert "--hard_count 20 exceeds the --hard_window of 6 ranks" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        example.run(["--hard_window", "8,2"])
-    assert "--hard_window needs 0 <= lo < hi" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        example.run(["--miner", "faiss"])
-    assert "invalid choice: 'faiss'" in capsys.readouterr().err
+        example.run(flags)
+    assert message in capsys.readouterr().err
 
 
 def _with_genres(dataset):
@@ -278,14 +263,14 @@ def _with_genres(dataset):
     return tf.data.Dataset.from_tensor_slices(columns), dict(zip(columns["movie_title"], genres))
 
 
-def test_content_tower_with_weighted_top_mined_negatives(example, mock_dataset, tmp_path):
-    dataset, genres = _with_genres(mock_dataset)
+def test_content_tower_with_weighted_top_mined_negatives(run_on, mock_ratings, tmp_path):
+    dataset, genres = _with_genres(mock_ratings)
     out = tmp_path / "results.json"
     flags = TINY + ["--epochs", "2", "--item_tower", "content", "--hard_warmup_epochs", "0"]
     flags += ["--hard_ramp_epochs", "0", "--hard_weight", "0.5", "--hard_sample", "top"]
     flags += ["--hard_margin", "0.1", "--refresh_every_steps", "3", "--ks", "1,5,10"]
     flags += ["--strategies", "full_softmax,mixed,mixed+hard_window", "--output_json", str(out)]
-    results = _run(example, dataset, flags)
+    results = run_on(dataset, flags)
     saved = json.loads(out.read_text())
     assert saved["item_tower"] == "content"
     assert (saved["hard_weight"], saved["hard_sample"], saved["hard_margin"]) == (0.5, "top", 0.1)
@@ -297,18 +282,18 @@ def test_content_tower_with_weighted_top_mined_negatives(example, mock_dataset, 
     assert results["full_softmax"]["refreshes"] == 0
 
 
-def test_title_genres_are_each_titles_multi_hot(example, mock_dataset):
-    dataset, genres = _with_genres(mock_dataset)
+def test_title_genres_are_each_titles_multi_hot(mock_ratings, serve_from_tfds):
+    dataset, genres = _with_genres(mock_ratings)
     titles = np.array(sorted(genres))
-    args = example.argparse.Namespace(config="100k-ratings", movielens_dir=None)
-    with tfds.testing.mock_data(as_dataset_fn=lambda *a, **k: dataset):
-        table = example.title_genres(args, titles)
-    assert table.shape == (len(titles), example.NUM_GENRES)
+    args = argparse.Namespace(config="100k-ratings", movielens_dir=None)
+    with serve_from_tfds(dataset):
+        table = hard_negatives.title_genres(args, titles)
+    assert table.shape == (len(titles), hard_negatives.NUM_GENRES)
     for title, row in zip(titles, table):
         assert np.flatnonzero(row).tolist() == genres[title]
-    with tfds.testing.mock_data(as_dataset_fn=lambda *a, **k: mock_dataset):
+    with serve_from_tfds(mock_ratings):
         with pytest.raises(ValueError, match="movie_genres"):
-            example.title_genres(args, titles)
+            hard_negatives.title_genres(args, titles)
 
 
 def test_benchmark_summary_means_spreads_and_paired_differences():
@@ -336,10 +321,10 @@ def test_benchmark_summary_means_spreads_and_paired_differences():
     assert "+0.0030 [+0.0010, +0.0050]" in text
 
 
-def test_content_only_tower_end_to_end(example, mock_dataset):
-    dataset, _ = _with_genres(mock_dataset)
+def test_content_only_tower_end_to_end(run_on, mock_ratings):
+    dataset, _ = _with_genres(mock_ratings)
     flags = TINY + ["--epochs", "1", "--item_tower", "content_only", "--hard_warmup_epochs", "0"]
     flags += ["--strategies", "mixed+hard_window", "--ks", "1,5,10"]
-    row = _run(example, dataset, flags)["mixed+hard_window"]
+    row = run_on(dataset, flags)["mixed+hard_window"]
     assert math.isfinite(row["final_loss"]) and row["refreshes"] == 1
     assert 0.0 <= row["recall@1"] <= row["recall@5"] <= row["recall@10"] <= 1.0

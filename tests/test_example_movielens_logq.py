@@ -6,7 +6,6 @@ import pathlib
 from tfrs_negatives.experiments.serving import best_run, parse_table
 from tfrs_negatives.export import load_retrieval
 
-import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -24,23 +23,9 @@ def example():
     return _load_example()
 
 
-def _mock_ratings_with_repeats(num_examples=400, num_users=25, num_titles=60, seed=0):
-    """tfds' mock examples (real schema), with ids drawn from small pools so that
-    users and titles repeat (Zipf titles) as in real data; the ragged genres are dropped."""
-    with tfds.testing.mock_data(num_examples=num_examples):
-        rows = list(tfds.load("movielens/100k-ratings", split="train").as_numpy_iterator())
-    rng = np.random.default_rng(seed)
-    columns = {k: np.array([r[k] for r in rows]) for k in rows[0] if k != "movie_genres"}
-    columns["user_id"] = np.array([b"u%d" % i for i in rng.integers(0, num_users, len(rows))])
-    titles = np.minimum(rng.zipf(1.3, len(rows)), num_titles) - 1
-    columns["movie_title"] = np.array([b"title %d" % i for i in titles])
-    return tf.data.Dataset.from_tensor_slices(columns)
-
-
-def test_runs_end_to_end_on_mock_tfds(example, tmp_path):
+def test_runs_end_to_end_on_mock_tfds(example, mock_ratings, serve_from_tfds, tmp_path):
     out = tmp_path / "results.json"
-    dataset = _mock_ratings_with_repeats()
-    with tfds.testing.mock_data(as_dataset_fn=lambda *args, **kwargs: dataset):
+    with serve_from_tfds(mock_ratings):
         results = example.run(
             [
                 "--epochs",
@@ -89,11 +74,12 @@ def test_recall_at_catalogue_size_is_one(example):
     assert results["logq_streaming"][f"recall@{len(titles)}"] == 1.0
 
 
-def test_ends_by_exporting_the_best_run_and_querying_it_in_a_new_process(example, tmp_path, capsys):
+def test_ends_by_exporting_the_best_run_and_querying_it_in_a_new_process(
+    example, mock_ratings, serve_from_tfds, tmp_path, capsys
+):
     export = tmp_path / "export"
-    dataset = _mock_ratings_with_repeats()
-    titles = {x["movie_title"].decode() for x in dataset.as_numpy_iterator()}
-    with tfds.testing.mock_data(as_dataset_fn=lambda *args, **kwargs: dataset):
+    titles = {x["movie_title"].decode() for x in mock_ratings.as_numpy_iterator()}
+    with serve_from_tfds(mock_ratings):
         results = example.run(
             [
                 "--epochs",

@@ -10,8 +10,6 @@ from tfrs_negatives.export import load_retrieval
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
-from test_example_movielens_logq import _mock_ratings_with_repeats
 from tests_support import load_script
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "movielens_mixed.py"
@@ -26,23 +24,14 @@ def example():
     return _load_example()
 
 
-@pytest.fixture(scope="module")
-def mock_dataset():
-    return _mock_ratings_with_repeats()
-
-
-def _run(example, dataset, flags):
-    with tfds.testing.mock_data(as_dataset_fn=lambda *args, **kwargs: dataset):
-        return example.run(["--export_dir=", *flags])  # a later --export_dir wins
-
-
-def test_runs_every_mix_end_to_end_on_mock_tfds(example, mock_dataset, tmp_path):
-    num_titles = len({x["movie_title"] for x in mock_dataset.as_numpy_iterator()})
+def test_runs_every_mix_end_to_end_on_mock_tfds(
+    run_on, example, mock_ratings, mock_num_titles, tmp_path
+):
+    num_titles = mock_num_titles
     out = tmp_path / "results.json"
     ks = [1, 10, num_titles]
-    results = _run(
-        example,
-        mock_dataset,
+    results = run_on(
+        mock_ratings,
         [
             "--epochs",
             "2",
@@ -81,11 +70,10 @@ def test_runs_every_mix_end_to_end_on_mock_tfds(example, mock_dataset, tmp_path)
         assert saved["results"][name] == pytest.approx(row)
 
 
-def test_every_mix_starts_from_the_same_weights(example, mock_dataset, tmp_path):
+def test_every_mix_starts_from_the_same_weights(run_on, mock_ratings, tmp_path):
     out = tmp_path / "results.json"
-    results = _run(
-        example,
-        mock_dataset,
+    results = run_on(
+        mock_ratings,
         ["--epochs", "0", "--num_negatives", "8", "--ks", "1,5,10", "--output_json", str(out)],
     )
     rows = [{k: v for k, v in row.items() if k != "train_seconds"} for row in results.values()]
@@ -99,12 +87,12 @@ def test_every_mix_starts_from_the_same_weights(example, mock_dataset, tmp_path)
                 assert row[key] == first[key], key
 
 
-def test_scann_export_of_the_best_mix_is_queried(example, mock_dataset, tmp_path, capsys):
+def test_scann_export_of_the_best_mix_is_queried(run_on, mock_ratings, tmp_path, capsys):
     pytest.importorskip("scann")
     export = tmp_path / "export"
     flags = ["--epochs", "1", "--num_negatives", "8", "--ks", "1,10"]
     flags += ["--strategies", "inbatch_logq,inbatch+uniform"]
-    _run(example, mock_dataset, [*flags, "--export_dir", str(export), "--export_index", "scann"])
+    run_on(mock_ratings, [*flags, "--export_dir", str(export), "--export_index", "scann"])
     printed = capsys.readouterr().out
     assert "(scann index)" in printed
     top = parse_table(printed.split("(python -m tfrs_negatives.export.query):")[1])
@@ -139,10 +127,15 @@ def test_tasks_use_the_named_sources(example):
     np.testing.assert_allclose(popularity.pmf().numpy(), expected / expected.sum(), rtol=1e-6)
 
 
-def test_bad_flags_exit_with_message(example, capsys):
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--strategies", "inbatch+uniform,magic"], "unknown ['magic']"),
+        (["--num_negatives", "0"], "--num_negatives must be >= 1, got 0"),
+    ],
+    ids=["strategy", "num_negatives"],
+)
+def test_bad_flags_exit_with_message(example, capsys, flags, message):
     with pytest.raises(SystemExit):
-        example.run(["--strategies", "inbatch+uniform,magic"])
-    assert "unknown ['magic']" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        example.run(["--num_negatives", "0"])
-    assert "--num_negatives must be >= 1" in capsys.readouterr().err
+        example.run(flags)
+    assert message in capsys.readouterr().err

@@ -1,10 +1,20 @@
 """The one ScaNN configuration: hand-worked defaults, checks, and both users applying it."""
 
+import re
+import sys
+
 import tfrs_negatives  # noqa: F401  (Keras 2 before TensorFlow)
 from tfrs_negatives.export import SCANN_OPTIONS, save_retrieval
 from tfrs_negatives.export.loading import read_metadata
 from tfrs_negatives.mining import ScaNNSearch
-from tfrs_negatives.scann_config import configure_builder, reorder_candidates, scann_options
+from tfrs_negatives.scann_config import (
+    SCANN_INSTALL,
+    configure_builder,
+    import_scann,
+    import_scann_ops,
+    reorder_candidates,
+    scann_options,
+)
 
 import numpy as np
 import pytest
@@ -92,3 +102,40 @@ def test_miner_search_and_export_use_the_same_configuration(tmp_path):
         query, np.arange(3000), str(tmp_path / "m"), index="scann", candidate_embeddings=embeddings
     )
     assert read_metadata(path)["scann_options"] == scann_options(3000, 10)
+
+
+def _without_scann(monkeypatch):
+    monkeypatch.setitem(sys.modules, "scann", None)
+    monkeypatch.setitem(sys.modules, "scann.scann_ops.py", None)
+
+
+def test_import_scann_without_scann_names_the_install_command(monkeypatch):
+    _without_scann(monkeypatch)
+    with pytest.raises(ImportError, match=re.escape(f"Install it with: {SCANN_INSTALL}")):
+        import_scann()
+
+
+def test_import_scann_ops_without_scann_names_the_install_and_tensorflow(monkeypatch):
+    _without_scann(monkeypatch)
+    with pytest.raises(ImportError) as raised:
+        import_scann("ops")
+    message = str(raised.value)
+    assert f"Install them with: {SCANN_INSTALL}." in message
+    assert f"this is TensorFlow {tf.__version__}." in message
+
+
+def test_import_scann_of_an_unknown_part_names_the_choices():
+    with pytest.raises(
+        ValueError, match=re.escape("`part` must be 'search' or 'ops', got 'faiss'.")
+    ):
+        import_scann("faiss")
+
+
+def test_mining_and_export_import_scann_through_the_one_helper():
+    from tfrs_negatives.export import loading, retrieval, scann_index  # noqa: PLC0415
+    from tfrs_negatives.mining import search  # noqa: PLC0415
+
+    assert search.import_scann is import_scann
+    assert loading.import_scann_ops is retrieval.import_scann_ops is import_scann_ops
+    assert scann_index.import_scann_ops is import_scann_ops
+    assert not hasattr(loading, "SCANN_INSTALL") and not hasattr(search, "SCANN_INSTALL")

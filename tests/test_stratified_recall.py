@@ -1,5 +1,7 @@
 """`PopularityStratifiedRecall` against NumPy references, TFRS' FactorizedTopK and in `evaluate`."""
 
+import re
+
 import tfrs_negatives as tfn
 from tfrs_negatives.evaluation import head_items, recall_at_k
 from tfrs_negatives.metrics import PopularityStratifiedRecall, popularity_buckets
@@ -360,85 +362,129 @@ def test_inside_model_evaluate(task_class):
 # Bad input.
 
 
-def test_bad_input_raises_clear_errors():
+class _Approximate(tfrs.layers.factorized_top_k.TopK):
+    """An index without exact embeddings (as ScaNN)."""
+
+    def index(self, candidates, identifiers=None):
+        return self
+
+    def call(self, queries, k=None):
+        raise NotImplementedError
+
+    def is_exact(self):
+        return False
+
+
+@pytest.fixture(scope="module")
+def bad():
+    """The data the error cases are built on: a catalogue of N items, B queries."""
     _, items, queries, true, _, counts = _data(9)
-    ds = _dataset(items)
+    return dict(items=items, queries=queries, true=true, counts=counts, ds=_dataset(items))
 
-    def make(candidates, item_counts, **kwargs):
-        kwargs.setdefault("ks", (5,))
-        return PopularityStratifiedRecall(candidates, item_counts, **kwargs)
 
-    with pytest.raises(ValueError, match="`ks` must not exceed the catalogue size 60"):
-        make(ds, counts, ks=(10, 61))
-    with pytest.raises(ValueError, match="`ks`"):
-        make(ds, counts, ks=(0, 5))
-    with pytest.raises(ValueError, match="`ks` must be distinct"):
-        make(ds, counts, ks=(5, 5))
-    with pytest.raises(ValueError, match="`buckets` shares must sum to 1"):
-        make(ds, counts, buckets=[0.5, 0.3])
-    with pytest.raises(ValueError, match="`buckets` shares must be positive"):
-        make(ds, counts, buckets=[1.2, -0.2])
-    with pytest.raises(ValueError, match="`buckets` shares must be positive"):
-        make(ds, counts, buckets={"head": 1.0, "tail": 0.0})
-    with pytest.raises(ValueError, match="`buckets` must be one of"):
-        make(ds, counts, buckets="quartiles")
-    with pytest.raises(TypeError, match="`buckets`"):
-        make(ds, counts, buckets=3)
-    with pytest.raises(
-        ValueError, match=r"`item_counts` must have one count per catalogue item \(60"
-    ):
-        make(ds, counts[:-1])
-    with pytest.raises(ValueError, match="`item_counts` must be non-negative"):
-        make(ds, -np.ones(N))
-    with pytest.raises(ValueError, match="`item_counts` must have a positive total"):
-        make(ds, np.zeros(N))
-    with pytest.raises(ValueError, match="`item_counts` has no key"):
-        make(ds, {1000: 3})
-    with pytest.raises(TypeError, match="`item_counts` has string keys"):
-        make(ds, {"a": 3})
-    with pytest.raises(ValueError, match="`candidates` ids must be distinct"):
-        make((np.zeros(N, np.int64), items), counts)
-    with pytest.raises(TypeError, match="`candidates`"):
-        make(items, counts)
+# (case, arguments of PopularityStratifiedRecall from `bad`, error, message).
+CONSTRUCTION_ERRORS = [
+    ("k beyond catalogue", lambda d: (d["ds"], d["counts"], {"ks": (10, 61)}), ValueError,
+     "`ks` must not exceed the catalogue size 60 (`candidates`), got [10, 61]."),
+    ("k not positive", lambda d: (d["ds"], d["counts"], {"ks": (0, 5)}), ValueError,
+     "`ks` must hold positive ints, got [0, 5]."),
+    ("ks repeated", lambda d: (d["ds"], d["counts"], {"ks": (5, 5)}), ValueError,
+     "`ks` must be distinct, got [5, 5]."),
+    ("shares not summing to 1", lambda d: (d["ds"], d["counts"], {"buckets": [0.5, 0.3]}),
+     ValueError, "`buckets` shares must sum to 1, got [0.5, 0.3] (sum 0.8)."),
+    ("negative share", lambda d: (d["ds"], d["counts"], {"buckets": [1.2, -0.2]}), ValueError,
+     "`buckets` shares must be positive and finite, got [1.2, -0.2]."),
+    ("zero share", lambda d: (d["ds"], d["counts"], {"buckets": {"head": 1.0, "tail": 0.0}}),
+     ValueError, "`buckets` shares must be positive and finite, got [1.0, 0.0]."),
+    ("unknown preset", lambda d: (d["ds"], d["counts"], {"buckets": "quartiles"}), ValueError,
+     "`buckets` must be one of ['deciles', 'head_tail', 'head_torso_tail'], a sequence of "
+     "shares or a mapping of bucket name to share, got 'quartiles'."),
+    ("buckets of another type", lambda d: (d["ds"], d["counts"], {"buckets": 3}), TypeError,
+     "`buckets` must be a preset name, a sequence of shares or a mapping of bucket name to "
+     "share, got int."),
+    ("counts one short", lambda d: (d["ds"], d["counts"][:-1], {}), ValueError,
+     "`item_counts` must have one count per catalogue item (60, in the order of "
+     "`candidates`), got 59."),
+    ("negative counts", lambda d: (d["ds"], -np.ones(N), {}), ValueError,
+     "`item_counts` must be non-negative and finite; got [-1.0, -1.0, -1.0, -1.0, -1.0] at "
+     "positions [0, 1, 2, 3, 4]."),
+    ("zero total", lambda d: (d["ds"], np.zeros(N), {}), ValueError,
+     "`item_counts` must have a positive total, got 0."),
+    ("no count key in catalogue", lambda d: (d["ds"], {1000: 3}, {}), ValueError,
+     "`item_counts` has no key that is a catalogue id (`candidates`): check that both use "
+     "the same ids."),
+    ("string count keys", lambda d: (d["ds"], {"a": 3}, {}), TypeError,
+     "`item_counts` has string keys but the catalogue (`candidates`) has integer ids."),
+    ("repeated ids", lambda d: ((np.zeros(N, np.int64), d["items"]), d["counts"], {}),
+     ValueError, "`candidates` ids must be distinct; repeated (as int64 or fingerprint): [0]."),
+    ("bare array", lambda d: (d["items"], d["counts"], {}), TypeError,
+     "`candidates` must be a tf.data.Dataset of (ids, embeddings) batches, a "
+     "tfrs.layers.factorized_top_k BruteForce or Streaming index, or a pair "
+     "(ids, embeddings); got ndarray."),
+    ("approximate index", lambda d: (_Approximate(k=10), d["counts"], {}), TypeError,
+     "`candidates` must expose exact embeddings; _Approximate does not"),
+    ("no seen pair in catalogue",
+     lambda d: (d["ds"], d["counts"], {"exclude_seen": ([1, 2], [1000, 1001])}), ValueError,
+     "`exclude_seen` has no pair whose item id is in the catalogue (`candidates`)"),
+    ("seen pairs of unequal lengths",
+     lambda d: (d["ds"], d["counts"], {"exclude_seen": ([1, 2], [3])}), ValueError,
+     "`exclude_seen` must hold as many query ids as item ids, got 2 and 1."),
+    ("chunk size not an int", lambda d: (d["ds"], d["counts"], {"chunk_size": 1.5}), TypeError,
+     "`chunk_size` must be a positive int, got 1.5."),
+]  # fmt: skip
 
-    class Approximate(tfrs.layers.factorized_top_k.TopK):
-        def index(self, candidates, identifiers=None):
-            return self
 
-        def call(self, queries, k=None):
-            raise NotImplementedError
+@pytest.mark.parametrize(
+    "arguments, error, message",
+    [case[1:] for case in CONSTRUCTION_ERRORS],
+    ids=[case[0] for case in CONSTRUCTION_ERRORS],
+)
+def test_bad_construction_raises_a_clear_error(bad, arguments, error, message):
+    candidates, item_counts, kwargs = arguments(bad)
+    kwargs.setdefault("ks", (5,))
+    with pytest.raises(error, match=re.escape(message)):
+        PopularityStratifiedRecall(candidates, item_counts, **kwargs)
 
-        def is_exact(self):
-            return False
 
-    with pytest.raises(TypeError, match="`candidates` must expose exact embeddings"):
-        make(Approximate(k=10), counts)
-    with pytest.raises(ValueError, match="`exclude_seen` has no pair"):
-        make(ds, counts, exclude_seen=([1, 2], [1000, 1001]))
-    with pytest.raises(ValueError, match="`exclude_seen` must hold as many"):
-        make(ds, counts, exclude_seen=([1, 2], [3]))
-    with pytest.raises(TypeError, match="`chunk_size`"):
-        make(ds, counts, chunk_size=1.5)
+# (case, keyword arguments of update_state besides the queries, from `bad`, error, message);
+# the metric excludes seen pairs, so it needs query ids.
+UPDATE_ERRORS = [
+    ("no true ids", lambda d: {}, ValueError,
+     "`true_candidate_ids` is required: PopularityStratifiedRecall identifies the true item "
+     "by id."),
+    ("no query ids", lambda d: {"true_candidate_ids": d["true"]}, ValueError,
+     "`query_ids` is required with `exclude_seen`"),
+    ("string query ids", lambda d: {"true_candidate_ids": d["true"], "query_ids": ["a"] * B},
+     TypeError, "`query_ids` holds string ids but `exclude_seen` has integer query ids"),
+    ("query ids too few", lambda d: {"true_candidate_ids": d["true"], "query_ids": [1, 2]},
+     ValueError, f"`query_ids` must have one entry per query ({B}), got 2."),
+    ("string true ids", lambda d: {"true_candidate_ids": d["true"].astype(str)}, TypeError,
+     "`true_candidate_ids` holds string ids but the catalogue (`candidates`) has integer ids"),
+    ("true ids too few", lambda d: {"true_candidate_ids": d["true"][:3]}, ValueError,
+     f"`true_candidate_ids` must have one entry per query ({B}), got 3."),
+    ("weights too few",
+     lambda d: {"true_candidate_ids": d["true"], "sample_weight": np.ones(3),
+                "query_ids": d["true"]},
+     ValueError, f"`sample_weight` must have one entry per query ({B}), got 3."),
+    ("queries of another dimension",
+     lambda d: {"query_embeddings": d["queries"][:, :3], "true_candidate_ids": d["true"]},
+     ValueError, f"`query_embeddings` must have the catalogue's embedding dimension {D}, got "
+     f"shape ({B}, 3)."),
+]  # fmt: skip
 
-    metric = make(ds, counts, exclude_seen=([1, 2], [3, 4]))
-    with pytest.raises(ValueError, match="`true_candidate_ids` is required"):
-        metric.update_state(queries, items[true])
-    with pytest.raises(ValueError, match="`query_ids` is required with `exclude_seen`"):
-        metric.update_state(queries, items[true], true_candidate_ids=true)
-    with pytest.raises(TypeError, match="`query_ids` holds string ids"):
-        metric.update_state(queries, items[true], true_candidate_ids=true, query_ids=["a"] * B)
-    with pytest.raises(ValueError, match="`query_ids` must have one entry per query"):
-        metric.update_state(queries, items[true], true_candidate_ids=true, query_ids=[1, 2])
-    with pytest.raises(TypeError, match="`true_candidate_ids` holds string ids"):
-        metric.update_state(queries, items[true], true_candidate_ids=true.astype(str))
-    with pytest.raises(ValueError, match="`true_candidate_ids` must have one entry per query"):
-        metric.update_state(queries, items[true], true_candidate_ids=true[:3])
-    with pytest.raises(ValueError, match="`sample_weight` must have one entry per query"):
-        metric.update_state(
-            queries, items[true], true_candidate_ids=true, sample_weight=np.ones(3), query_ids=true
-        )
-    with pytest.raises(ValueError, match="`query_embeddings` must have the catalogue's"):
-        metric.update_state(queries[:, :3], items[true], true_candidate_ids=true)
+
+@pytest.mark.parametrize(
+    "arguments, error, message",
+    [case[1:] for case in UPDATE_ERRORS],
+    ids=[case[0] for case in UPDATE_ERRORS],
+)
+def test_bad_update_raises_a_clear_error(bad, arguments, error, message):
+    metric = PopularityStratifiedRecall(
+        bad["ds"], bad["counts"], ks=(5,), exclude_seen=([1, 2], [3, 4])
+    )
+    kwargs = {"query_embeddings": bad["queries"], **arguments(bad)}
+    with pytest.raises(error, match=re.escape(message)):
+        metric.update_state(true_candidate_embeddings=bad["items"][bad["true"]], **kwargs)
 
 
 def test_catalogue_that_changes_between_passes_is_an_error():

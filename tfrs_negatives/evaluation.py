@@ -2,33 +2,19 @@
 
 from typing import Dict, List, Sequence
 
+from tfrs_negatives.popularity import head_items, popularity_groups
+
 import numpy as np
 
-
-def head_items(train_item_indices: np.ndarray, num_items: int, share: float = 0.5) -> np.ndarray:
-    """Boolean `[num_items]` mask of the most popular items holding `share` of interactions.
-
-    Items are sorted by training count (ties by index); the head is the shortest
-    prefix whose counts reach `share` of all training interactions.
-
-    Args:
-      train_item_indices: `[n]` item indices (in `[0, num_items)`) of training
-        interactions.
-      num_items: Catalogue size.
-      share: Share of interactions the head holds, in `(0, 1)`.
-
-    Returns:
-      `[num_items]` boolean array, True for head items.
-    """
-    if not 0.0 < share < 1.0:
-        raise ValueError(f"`share` must be in (0, 1), got {share!r}.")
-    counts = np.bincount(np.asarray(train_item_indices), minlength=num_items)
-    order = np.argsort(-counts, kind="stable")
-    cumulative = np.cumsum(counts[order])
-    size = int(np.searchsorted(cumulative, share * cumulative[-1]) + 1)
-    mask = np.zeros(num_items, dtype=bool)
-    mask[order[:size]] = True
-    return mask
+__all__ = [
+    "head_items",
+    "popularity_groups",
+    "recall_at_k",
+    "recall_by_group",
+    "recall_from_ranks",
+    "seen_items",
+    "true_item_ranks",
+]
 
 
 def recall_at_k(
@@ -157,21 +143,6 @@ def seen_items(
     arrays = {user: np.unique(np.array(items, np.int64)) for user, items in by_user.items()}
     empty = np.zeros(0, np.int64)
     return [arrays.get(user, empty) for user in np.asarray(query_users).tolist()]
-
-
-def popularity_groups(train_counts: np.ndarray, num_groups: int = 10) -> np.ndarray:
-    """`[num_items]` group of each item: 0 for the most popular `1/num_groups` of items, ...
-
-    Items are ordered by training count (ties by index) and cut into `num_groups`
-    groups of (nearly) equal numbers of items.
-    """
-    counts = np.asarray(train_counts)
-    if not 1 <= num_groups <= len(counts):
-        raise ValueError(f"`num_groups` must be in [1, {len(counts)}], got {num_groups}.")
-    order = np.argsort(-counts, kind="stable")
-    groups = np.empty(len(counts), dtype=np.int64)
-    groups[order] = np.arange(len(counts)) * num_groups // len(counts)
-    return groups
 
 
 def recall_by_group(ranks: np.ndarray, groups: np.ndarray, k: int, num_groups: int) -> np.ndarray:

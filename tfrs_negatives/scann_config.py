@@ -17,10 +17,64 @@ large-scale inference with anisotropic vector quantization", ICML):
 * `num_reordering_candidates`: `max(2k, 100)` candidates re-scored exactly;
 * `training_iterations=12`, `training_sample_size=100_000`, `training_threads=0`
   (ScaNN's default thread count).
+
+ScaNN itself is imported lazily, by `import_scann` only (the miners' Python searcher, or
+the exports' TensorFlow ops), with an error naming the install command when it is missing.
 """
 
 import math
 from typing import Any, Dict, Mapping, Optional
+
+SCANN_INSTALL = 'pip install "scann[tf]==1.4.2"  (or: pip install "tfrs_negatives[scann]")'
+"""The command that installs the ScaNN this package is built against."""
+
+
+def import_scann(part: str = "search") -> Any:
+    """Imports a part of ScaNN, or fails with the command that installs it.
+
+    Args:
+      part: `"search"`: ScaNN's Python searcher (`scann.scann_ops.py.scann_ops_pybind`,
+        used by `ScaNNMiner` / `ScaNNSearch`); `"ops"`: its TensorFlow ops
+        (`scann.scann_ops.py.scann_ops`, registered in this process; ScaNN exports need
+        them to be built, saved and loaded).
+
+    Returns:
+      The imported module.
+
+    Raises:
+      ImportError: ScaNN is missing (or, for `"ops"`, its ops were built for another
+        TensorFlow); the message names `SCANN_INSTALL`.
+      ValueError: `part` is neither `"search"` nor `"ops"`.
+    """
+    if part == "search":
+        try:
+            from scann.scann_ops.py import scann_ops_pybind  # noqa: PLC0415
+        except ImportError as err:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                f"ScaNN is not installed (needed by ScaNNMiner / a ScaNN index): {err}. "
+                f"Install it with: {SCANN_INSTALL}"
+            ) from err
+        return scann_ops_pybind
+    if part == "ops":
+        import tensorflow as tf  # noqa: PLC0415
+
+        try:
+            from scann.scann_ops.py import scann_ops  # noqa: PLC0415
+        except (ImportError, OSError, tf.errors.NotFoundError) as err:
+            raise ImportError(
+                f"ScaNN's TensorFlow ops could not be loaded ({type(err).__name__}: {err}). A "
+                f"ScaNN index needs them to be built, saved and loaded. Install them with: "
+                f"{SCANN_INSTALL}. scann 1.4.2's ops are built for TensorFlow 2.20 exactly; "
+                f"this is TensorFlow {tf.__version__}."
+            ) from err
+        return scann_ops
+    raise ValueError(f"`part` must be 'search' or 'ops', got {part!r}.")
+
+
+def import_scann_ops() -> Any:
+    """`import_scann("ops")`: registers ScaNN's TensorFlow ops, or fails naming the install."""
+    return import_scann("ops")
+
 
 SCANN_OPTIONS = (
     "num_leaves",

@@ -1,6 +1,9 @@
 """Experiments: data, the tutorial's two towers, named strategies, training and reports.
 
-The machinery behind `tfrs-negatives compare` and the MovieLens examples.
+The machinery behind `tfrs-negatives compare` and the MovieLens examples: the examples'
+shared flags, split, tables and JSON are in `harness`; the hard-negatives protocol in
+`hard_negatives` (runs, tasks, flags, content towers) and `mined_runs` (refresh and
+report of mined tables).
 """
 
 from tfrs_negatives.experiments.datasets import Interactions, load_interactions

@@ -72,11 +72,20 @@ class StrategyOptions:
 
 @dataclasses.dataclass
 class Mining:
-    """The mined source of a run and what refreshes it."""
+    """The mined source of a run and what refreshes it.
+
+    Attributes:
+      source: The `Mined` source in the task.
+      table: The table it draws from.
+      miner: What refreshes the table.
+      excluded: Query-side tables: per anchor (user), the catalogue rows dropped from
+        its ranking (its training positives); None for item-side tables.
+    """
 
     source: negatives.Mined
     table: HardNegativeTable
     miner: object
+    excluded: Optional[List[np.ndarray]] = None
 
 
 @dataclasses.dataclass
@@ -174,7 +183,8 @@ def warmup_schedule(
     return points
 
 
-def _miner(kind: str, items: np.ndarray, window: Tuple[int, int], progress: bool):
+def make_miner(kind: str, items: np.ndarray, window: Tuple[int, int], progress: bool = False):
+    """An exact (`"brute"`) or ScaNN (`"scann"`) miner over `items`, keeping ranks `window`."""
     if kind == "brute":
         return BruteForceMiner(items, min_rank=window[0], max_rank=window[1], progress=progress)
     if kind == "scann":
@@ -193,7 +203,7 @@ def _mined(split: Split, count: int, window: Tuple[int, int], options: StrategyO
             f"{count} mined negatives per example do not fit the window [{lo}, {hi}) of "
             f"{hi - lo} ranks: lower the count (or the mix's hard share) or widen --hard_window"
         )
-    miner = _miner(options.miner, split.items, window, options.progress)
+    miner = make_miner(options.miner, split.items, window, options.progress)
     table = HardNegativeTable(split.items, miner.window)
     known = KnownPositives(split.train_users, split.train_items)
     source = negatives.Mined(

@@ -4,7 +4,7 @@ import json
 import os
 from typing import Any, Dict
 
-from tfrs_negatives.mining.search import SCANN_INSTALL
+from tfrs_negatives.scann_config import import_scann_ops
 
 import tensorflow as tf
 
@@ -12,27 +12,6 @@ import tensorflow as tf
 # directory TensorFlow Serving reserves for files that are not loaded with the graph.
 METADATA_FILE = os.path.join("assets.extra", "tfrs_negatives_export.json")
 SCANN_OP_PREFIX = "Scann>"
-
-
-def import_scann_ops() -> Any:
-    """Registers ScaNN's TensorFlow ops in this process, or fails with the install command.
-
-    Returns:
-      The `scann.scann_ops.py.scann_ops` module.
-
-    Raises:
-      ImportError: ScaNN is missing, or its ops were built for another TensorFlow.
-    """
-    try:
-        from scann.scann_ops.py import scann_ops  # noqa: PLC0415
-    except (ImportError, OSError, tf.errors.NotFoundError) as err:
-        raise ImportError(
-            f"ScaNN's TensorFlow ops could not be loaded ({type(err).__name__}: {err}). A ScaNN "
-            f"index needs them to be built, saved and loaded. Install them with: {SCANN_INSTALL}. "
-            f"scann 1.4.2's ops are built for TensorFlow 2.20 exactly; this is TensorFlow "
-            f"{tf.__version__}."
-        ) from err
-    return scann_ops
 
 
 def read_metadata(path: str) -> Dict[str, Any]:

@@ -10,10 +10,10 @@ import os
 from typing import Any, Dict, Optional, Tuple
 
 from tfrs_negatives.export.atomic_write import write_atomically
-from tfrs_negatives.export.loading import import_scann_ops
 from tfrs_negatives.export.scann_index import ScaNNIndex
 from tfrs_negatives.negatives.catalogue import Catalogue
 from tfrs_negatives.ops.ids import fingerprint64
+from tfrs_negatives.scann_config import import_scann_ops
 from tfrs_negatives.scann_config import scann_options as resolve_scann_options
 
 import numpy as np

@@ -2,8 +2,7 @@
 
 from typing import Any, Optional, Tuple
 
-from tfrs_negatives.export.loading import import_scann_ops
-from tfrs_negatives.scann_config import configure_builder
+from tfrs_negatives.scann_config import configure_builder, import_scann_ops
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs

@@ -4,12 +4,8 @@ from tfrs_negatives.metrics.negative_diagnostics import (
     NegativeDiagnostics,
     negative_diagnostics_from_logs,
 )
-from tfrs_negatives.metrics.stratified_recall import (
-    BUCKET_PRESETS,
-    PopularityStratifiedRecall,
-    popularity_buckets,
-    resolve_buckets,
-)
+from tfrs_negatives.metrics.stratified_recall import PopularityStratifiedRecall
+from tfrs_negatives.popularity import BUCKET_PRESETS, popularity_buckets, resolve_buckets
 
 __all__ = [
     "BUCKET_PRESETS",

@@ -2,24 +2,15 @@
 
 from typing import Any, Dict, Optional, Tuple
 
-from tfrs_negatives.scann_config import configure_builder, reorder_candidates, scann_options
+from tfrs_negatives.scann_config import (
+    configure_builder,
+    import_scann,
+    reorder_candidates,
+    scann_options,
+)
 
 import numpy as np
 import tensorflow as tf
-
-SCANN_INSTALL = 'pip install "scann[tf]==1.4.2"  (or: pip install "tfrs_negatives[scann]")'
-
-
-def import_scann():
-    """Imports ScaNN's Python search, or fails with the command that installs it."""
-    try:
-        from scann.scann_ops.py import scann_ops_pybind  # noqa: PLC0415
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            f"ScaNN is not installed (needed by ScaNNMiner / a ScaNN index): {err}. "
-            f"Install it with: {SCANN_INSTALL}"
-        ) from err
-    return scann_ops_pybind
 
 
 class ExactSearch:

@@ -1,0 +1,89 @@
+"""The small two-tower model the benchmarks train: id (or content) towers and a task.
+
+A benchmark run as `python benchmarks/<name>.py` finds this module beside it
+(`from _towers import TwoTower, string_id_tower`).
+"""
+
+from typing import Callable, Dict
+
+import tfrs_negatives  # noqa: F401  (before TensorFlow: Keras 2 for TFRS)
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+
+def string_id_tower(vocabulary: np.ndarray, dim: int) -> tf.keras.Sequential:
+    """`StringLookup` + `Embedding` (the TFRS tutorial's): `[B]` string ids -> `[B, dim]`."""
+    return tf.keras.Sequential(
+        [
+            tf.keras.layers.StringLookup(vocabulary=vocabulary),
+            tf.keras.layers.Embedding(len(vocabulary) + 1, dim),
+        ]
+    )
+
+
+class FeatureTower(tf.keras.layers.Layer):
+    """Item tower over fixed item features: `[B]` int ids -> `Dense(64, relu)` -> `[B, dim]`."""
+
+    def __init__(self, features: np.ndarray, dim: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.features = tf.constant(features)
+        self.content = tf.keras.Sequential(
+            [tf.keras.layers.Dense(64, activation="relu"), tf.keras.layers.Dense(dim)]
+        )
+
+    def call(self, item_ids: tf.Tensor) -> tf.Tensor:
+        return self.content(tf.gather(self.features, item_ids))
+
+
+class TwoTower(tfrs.Model):
+    """Query and item towers and a retrieval task, called the way a benchmark needs.
+
+    Features: `user_id` and `item_key` (`[B]` ids). The task always gets the item ids
+    (`candidate_ids`) and `compute_metrics=False`.
+
+    Args:
+      query_tower: `[B]` user ids -> `[B, D]`.
+      item_tower: `[B]` item ids -> `[B, D]`.
+      task: The retrieval task.
+      item_key: The feature holding the item ids.
+      candidate_tower: Also pass the item tower (sampled and mined sources embed with it).
+      query_ids: Also pass the user ids (query-side mining, known positives).
+      pass_training: Pass `training` (stock `tfrs.tasks.Retrieval` takes none).
+    """
+
+    def __init__(
+        self,
+        query_tower: Callable,
+        item_tower: Callable,
+        task: tf.keras.layers.Layer,
+        item_key: str = "item_id",
+        candidate_tower: bool = True,
+        query_ids: bool = False,
+        pass_training: bool = True,
+    ) -> None:
+        super().__init__()
+        self.query_tower = query_tower
+        self.item_tower = item_tower
+        self.task = task
+        self._item_key = item_key
+        self._options = (candidate_tower, query_ids, pass_training)
+
+    def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        candidate_tower, query_ids, pass_training = self._options
+        ids = features[self._item_key]
+        kwargs = {}
+        if candidate_tower:
+            kwargs["candidate_tower"] = self.item_tower
+        if query_ids:
+            kwargs["query_ids"] = features["user_id"]
+        if pass_training:
+            kwargs["training"] = training
+        return self.task(
+            self.query_tower(features["user_id"]),
+            self.item_tower(ids),
+            candidate_ids=ids,
+            compute_metrics=False,
+            **kwargs,
+        )
