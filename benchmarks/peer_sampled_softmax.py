@@ -41,6 +41,7 @@ import tfrs_negatives as tfn
 import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
+from _towers import TwoTower
 
 NUM_USERS = 10_000
 CELLS = (
@@ -73,36 +74,19 @@ def make_batches(num_items: int, batch_size: int, num_batches: int, seed: int = 
     return batches
 
 
-class TwoTower(tfrs.Model):
-    """ID towers; `task` is a `tfrs.tasks.Retrieval` (ours or TFRS's) or "tf_core"."""
+class TFCoreSampledSoftmax(tfrs.Model):
+    """The same ID towers trained with `tf.nn.sampled_softmax_loss` (uniform sampler)."""
 
-    def __init__(self, num_items: int, dim: int, task, num_sampled: int) -> None:
+    def __init__(self, num_items: int, dim: int, num_sampled: int) -> None:
         super().__init__()
         self.query_tower = tf.keras.layers.Embedding(NUM_USERS, dim)
         self.item_tower = tf.keras.layers.Embedding(num_items, dim)
         self.item_tower.build([None])
-        self.task = task
         self.num_items = num_items
         self.num_sampled = num_sampled
 
     def compute_loss(self, features, training=False):
-        ids = features["item_id"]
-        queries = self.query_tower(features["user_id"])
-        if self.task == "tf_core":
-            return self._tf_core_loss(queries, ids)
-        if isinstance(self.task, tfn.CorrectedRetrieval):
-            return self.task(
-                queries,
-                self.item_tower(ids),
-                candidate_ids=ids,
-                candidate_tower=self.item_tower,
-                training=training,
-                compute_metrics=False,
-            )
-        return self.task(queries, self.item_tower(ids), compute_metrics=False)
-
-    def _tf_core_loss(self, queries, ids):
-        labels = ids[:, None]
+        labels = features["item_id"][:, None]
         sampled = tf.random.uniform_candidate_sampler(
             labels, 1, self.num_sampled, unique=False, range_max=self.num_items
         )
@@ -110,13 +94,27 @@ class TwoTower(tfrs.Model):
             weights=self.item_tower.embeddings,
             biases=tf.zeros([self.num_items]),
             labels=labels,
-            inputs=queries,
+            inputs=self.query_tower(features["user_id"]),
             num_sampled=self.num_sampled,
             num_classes=self.num_items,
             sampled_values=sampled,
             remove_accidental_hits=True,
         )
         return tf.reduce_sum(per_row)
+
+
+def make_model(num_items: int, dim: int, task, num_sampled: int) -> tfrs.Model:
+    """`task` "tf_core", or a retrieval task (ours, or TFRS's) on the shared towers."""
+    if task == "tf_core":
+        return TFCoreSampledSoftmax(num_items, dim, num_sampled)
+    ours = isinstance(task, tfn.CorrectedRetrieval)
+    return TwoTower(
+        tf.keras.layers.Embedding(NUM_USERS, dim),
+        tf.keras.layers.Embedding(num_items, dim),
+        task,
+        candidate_tower=ours,
+        pass_training=ours,
+    )
 
 
 def make_task(cell: str, catalogue, args):
@@ -146,7 +144,7 @@ def build_cells(args) -> dict:
         batches = make_batches(n, args.batch_size, args.num_batches, seed=n)
         catalogue = tfn.negatives.Catalogue(np.arange(n, dtype=np.int64))
         for cell in CELLS:
-            model = TwoTower(n, args.dim, make_task(cell, catalogue, args), args.num_sampled)
+            model = make_model(n, args.dim, make_task(cell, catalogue, args), args.num_sampled)
             model.compile(optimizer=tf.keras.optimizers.Adagrad(0.1))
             cells[n, cell] = (tf.function(model.train_step), batches)
     return cells
@@ -240,7 +238,7 @@ def first_epoch_costs(num_items: int = 2000, num_examples: int = 20_000) -> None
     )
     for name in ("warm-up",) + FIRST_EPOCH_TASKS:
         task = first_epoch_task("tfrs" if name == "warm-up" else name, catalogue)
-        model = TwoTower(num_items, 32, task, 0)
+        model = make_model(num_items, 32, task, 0)
         model.compile(optimizer=tf.keras.optimizers.Adagrad(0.1))
         epochs = []
         for _ in range(2):
