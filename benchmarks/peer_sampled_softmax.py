@@ -207,6 +207,7 @@ FIRST_EPOCH_TASKS = (
     "ours (TFRS's arguments)",
     "ours + estimator",
     "ours + estimator + uniform",
+    "the same, jit_compile=False",
 )
 
 
@@ -219,7 +220,11 @@ def first_epoch_task(name: str, catalogue):
     if name == "ours + estimator":
         return tfn.CorrectedRetrieval(frequency=estimator)
     uniform = tfn.negatives.Uniform(catalogue, count=256, seed=0)
-    return tfn.CorrectedRetrieval(frequency=estimator, negatives=[tfn.negatives.InBatch(), uniform])
+    return tfn.CorrectedRetrieval(
+        frequency=estimator,
+        negatives=[tfn.negatives.InBatch(), uniform],
+        jit_compile=name == "ours + estimator + uniform",
+    )
 
 
 def first_epoch_costs(num_items: int = 2000, num_examples: int = 20_000) -> None:

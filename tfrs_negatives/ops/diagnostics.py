@@ -195,4 +195,8 @@ def statistics_of_rows(
     return negative_statistics(scores, logits, excluded, request, own)
 
 
-_compiled_statistics = tf.function(statistics_of_rows, jit_compile=True, reduce_retracing=True)
+# No autograph: the function's control flow is Python's over static values, and
+# converting it costs seconds of tracing on the first step.
+_compiled_statistics = tf.function(
+    statistics_of_rows, jit_compile=True, reduce_retracing=True, autograph=False
+)

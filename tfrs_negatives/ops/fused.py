@@ -35,7 +35,11 @@ def _loss_gradient_statistics(
     return value, gradient, statistics_of_rows(scores, inputs, request)
 
 
-_compiled = tf.function(_loss_gradient_statistics, jit_compile=True, reduce_retracing=True)
+# No autograph: the function's control flow is Python's over static values, and
+# converting it costs seconds of tracing on the first step.
+_compiled = tf.function(
+    _loss_gradient_statistics, jit_compile=True, reduce_retracing=True, autograph=False
+)
 
 
 def fused_loss_and_statistics(

@@ -228,6 +228,10 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         """The `InBatch` source, or None if in-batch negatives are not used."""
         return next((s for s in self.negatives if s.in_batch), None)
 
+    # Not converted by autograph: every branch is Python's, on static values (which
+    # sources, which options); converting this module's functions cost most of the
+    # first step's tracing time (measured in benchmarks/peer_sampled_softmax.py).
+    @tf.autograph.experimental.do_not_convert
     def call(  # noqa: PLR0913 (TFRS's arguments, then ours)
         self,
         query_embeddings: tf.Tensor,
