@@ -2,6 +2,7 @@
 
 from typing import Any, Optional, Tuple
 
+from tfrs_negatives._native_logs import quiet_native_logs
 from tfrs_negatives.export.loading import import_scann_ops
 from tfrs_negatives.scann_config import configure_builder
 
@@ -38,7 +39,8 @@ class ScaNNIndex(tfrs.layers.factorized_top_k.ScaNN):
         candidates = tf.cast(candidates, tf.float32)  # ScaNN's ops take float32 only
         builder = scann_ops.builder(candidates, self._k, "dot_product")
         builder = configure_builder(builder, self._options, n)
-        return builder.build(shared_name=f"{self.name}/{id(self)}")
+        with quiet_native_logs():  # ScaNN's absl INFO lines ("Single-machine AH training...")
+            return builder.build(shared_name=f"{self.name}/{id(self)}")
 
     def call(self, queries: tf.Tensor, k: Optional[Any] = None) -> Tuple[tf.Tensor, tf.Tensor]:
         k = self._k if k is None else k
