@@ -80,8 +80,10 @@ def test_export_under_mixed_float16_serves_float32_scores(mixed_float16, tmp_pat
 def exclude_export(tmp_path_factory):
     root = tmp_path_factory.mktemp("exclude_rows")
     query, item = _towers()
-    save_retrieval(query, ITEMS, root / "m", k=K, candidate_tower=item, exclude=True)
-    return load_retrieval(root / "m")
+    path = save_retrieval(query, ITEMS, str(root / "m"), k=K, candidate_tower=item, exclude=True)
+    loaded = load_retrieval(path)
+    object.__setattr__(loaded, "path", path)
+    return loaded
 
 
 def test_exclude_with_fewer_rows_than_queries_names_both_counts(exclude_export):
@@ -98,6 +100,18 @@ def test_exclude_with_more_rows_than_queries_through_serve(exclude_export):
         tf.errors.InvalidArgumentError, match=r"`exclude`.*expected 1 rows .*got 4 rows"
     ):
         exclude_export.serve({"query": tf.constant(USERS[:1]), "exclude": tf.fill([4, 2], "x")})
+
+
+def test_query_command_with_exclude_lists_for_another_number_of_queries(exclude_export, capsys):
+    args = ["--queries", "user1,user2", "--exclude", "item1", "--exclude", "item2"]
+    with pytest.raises(SystemExit) as exit_info:
+        query_main([exclude_export.path, *args, "--exclude", "item3"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].endswith(
+        "--exclude must be given once (for every query) or once per query (2), got 3."
+    )
+    assert query_main([exclude_export.path, *args]) == 0  # one list per query
 
 
 def test_exclude_with_one_row_per_query_still_serves(exclude_export):
