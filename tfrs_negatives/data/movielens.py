@@ -1,21 +1,31 @@
 """MovieLens as a `tf.data.Dataset`, from tfds or from a local copy of the raw files.
 
-`load_movielens_local` parses an unzipped GroupLens folder (ml-100k or ml-1m) into
-examples with the same feature names, dtypes, shapes and values as
-`tfds.load("movielens/<config>")`: strings are UTF-8 `tf.string` (the raw files
-are latin-1), genres and occupation labels are the integer ids of the tfds
-`ClassLabel`s, ages, ratings and gender have tfds' dtypes. Rows follow the order of
-the ratings file (tfds itself serves them in its own shuffled order).
+`load_movielens_local` parses an unzipped GroupLens folder into examples with the same
+feature names, dtypes, shapes and values as `tfds.load("movielens/<config>")`. The
+release is told from the folder's files (`movielens_release`): ml-100k and ml-1m
+(with user demographics), or a CSV release — ml-latest-small, ml-latest, ml-20m,
+ml-25m, ml-32m — read like tfds' `movielens/latest-small-ratings` (movie and rating
+features only). Strings are UTF-8 `tf.string` (ml-100k's and ml-1m's files are
+latin-1), genres and occupation labels are the integer ids of the tfds `ClassLabel`s,
+ages, ratings and gender have tfds' dtypes. Rows follow the order of the ratings file
+(tfds itself serves them in its own shuffled order).
 """
 
 from __future__ import annotations
 
 import os
 
+from tfrs_negatives.data import movielens_csv
+from tfrs_negatives.data.movielens_release import (  # SUPPORTED_CONFIGS: re-exported
+    SUPPORTED_CONFIGS,  # noqa: F401
+    TFDS_CONFIGS,
+    detect_release,
+    release_format,
+    split_config,
+)
+
 import numpy as np
 import tensorflow as tf
-
-SUPPORTED_CONFIGS = ("100k-ratings", "100k-movies", "1m-ratings", "1m-movies")
 
 # fmt: off
 # Class names of the tfds `ClassLabel` features; a label is its index here.
@@ -62,15 +72,6 @@ _FILES = {  # version -> (ratings, movies, users, ratings separator, separator)
 }
 
 
-def _check_config(config: str) -> tuple[str, str]:
-    if config not in SUPPORTED_CONFIGS:
-        raise ValueError(
-            f"config={config!r} is not supported; use one of {list(SUPPORTED_CONFIGS)}."
-        )
-    version, table = config.split("-")
-    return version, table
-
-
 def _read(movielens_dir: str, version: str, name: str, sep: str, n: int) -> list:
     """Returns the rows of a latin-1 file as lists of `n` fields."""
     path = os.path.join(movielens_dir, name)
@@ -105,7 +106,10 @@ def _genre_ids(names: list[str], where: str) -> list[int]:
 def _movies(movielens_dir: str, version: str) -> list[tuple[str, str, list[int]]]:
     """Returns (movie_id, movie_title, genre label ids) per movie, in file order."""
     movies = []
-    if version == "100k":
+    if version == "csv":
+        for movie_id, title, names in movielens_csv.read_movies(movielens_dir):
+            movies.append((movie_id, title, _genre_ids(names, f"movies.csv: movie {movie_id}")))
+    elif version == "100k":
         for r in _read(movielens_dir, version, "u.item", "|", 24):
             names = [g for g, flag in zip(_GENRE_FLAGS_100K, r[5:]) if flag == "1"]
             movies.append((r[0], r[1], _genre_ids(names, f"u.item: movie {r[0]}")))
@@ -143,68 +147,58 @@ def _users(movielens_dir: str, version: str) -> dict[str, tuple]:
     return users
 
 
-def load_movielens_local(
-    movielens_dir: str | os.PathLike, config: str = "100k-ratings"
-) -> tf.data.Dataset:
-    """Reads unzipped GroupLens MovieLens files into tfds' `movielens/<config>` format.
+def _ratings_with_users(
+    movielens_dir: str, version: str, movie_ids: tuple
+) -> tuple[np.ndarray, dict]:
+    """ml-100k / ml-1m: `(row of each rating's movie, feature columns)`, demographics joined."""
+    ratings_file, _, _, sep, _ = _FILES[version]
+    users = _users(movielens_dir, version)
+    ratings = _read(movielens_dir, version, ratings_file, sep, 4)
+    index = {movie_id: i for i, movie_id in enumerate(movie_ids)}
+    try:
+        pos = np.array([index[r[1]] for r in ratings], np.int64)
+        demo = list(zip(*(users[r[0]] for r in ratings))) or [()] * 6
+    except KeyError as err:
+        msg = f"{ratings_file}: unknown user or movie id {err}"
+        raise ValueError(msg) from None
+    cols = {
+        "user_id": tf.constant([r[0] for r in ratings], tf.string),
+        "user_rating": np.array([r[2] for r in ratings], np.float32),
+        "timestamp": np.array([r[3] for r in ratings], np.int64),
+        "user_gender": np.array(demo[0], np.bool_),
+        "bucketized_user_age": np.array(demo[1], np.float32),
+        "user_occupation_label": np.array(demo[3], np.int64),
+        "user_occupation_text": tf.constant(demo[4], tf.string),
+        "user_zip_code": tf.constant(demo[5], tf.string),
+    }
+    if version == "100k":
+        cols["raw_user_age"] = np.array(demo[2], np.float32)
+    return pos, cols
 
-    Args:
-        movielens_dir: Folder of the unzipped archive: `ml-100k` (u.data, u.item,
-            u.user) or `ml-1m` (ratings.dat, movies.dat, users.dat).
-        config: One of `SUPPORTED_CONFIGS`, named as the tfds configs.
 
-    Returns:
-        A dataset of feature dicts with the keys, dtypes and shapes of
-        `tfds.load("movielens/" + config, split="train")`, in file order.
+def _csv_ratings(movielens_dir: str, movie_ids: tuple) -> tuple[np.ndarray, dict]:
+    """CSV releases: `(row of each rating's movie, feature columns)`; no demographics."""
+    ratings = movielens_csv.read_ratings(movielens_dir)
+    path = os.path.join(movielens_dir, "ratings.csv")
+    pos = movielens_csv.movie_positions(list(movie_ids), ratings["movie_id"], path)
+    cols = {
+        "user_id": tf.strings.as_string(ratings["user_id"]),
+        "user_rating": ratings["user_rating"],
+        "timestamp": ratings["timestamp"],
+    }
+    return pos, cols
 
-    Raises:
-        ValueError: `config` is not supported, or a file is malformed.
-        FileNotFoundError: `movielens_dir` or one of its expected files is missing.
-    """
-    version, table = _check_config(config)
-    movielens_dir = os.path.expanduser(os.fspath(movielens_dir))
-    if not os.path.isdir(movielens_dir):
-        raise FileNotFoundError(
-            f"movielens_dir={movielens_dir!r} is not a directory: expected an unzipped "
-            f"ml-{version} folder ({', '.join(_FILES[version][:3])}). Download "
-            f"ml-{version}.zip from https://grouplens.org/datasets/movielens/{version}/"
-            " and unzip it."
-        )
-    movies = _movies(movielens_dir, version)
+
+def _examples(movies: list, pos: np.ndarray, cols: dict) -> tf.data.Dataset:
+    """One example per entry of `pos` (a row of `movies`): its movie's features + `cols`."""
     ids, titles, genres = zip(*movies) if movies else ((), (), ())
-    cols = {}
-    if table == "movies":
-        pos = list(range(len(movies)))
-    else:
-        ratings_file, _, _, sep, _ = _FILES[version]
-        users = _users(movielens_dir, version)
-        ratings = _read(movielens_dir, version, ratings_file, sep, 4)
-        index = {movie_id: i for i, movie_id in enumerate(ids)}
-        try:
-            pos = [index[r[1]] for r in ratings]
-            demo = list(zip(*(users[r[0]] for r in ratings))) or [()] * 6
-        except KeyError as err:
-            msg = f"{ratings_file}: unknown user or movie id {err}"
-            raise ValueError(msg) from None
-        cols = {
-            "user_id": tf.constant([r[0] for r in ratings], tf.string),
-            "user_rating": np.array([r[2] for r in ratings], np.float32),
-            "timestamp": np.array([r[3] for r in ratings], np.int64),
-            "user_gender": np.array(demo[0], np.bool_),
-            "bucketized_user_age": np.array(demo[1], np.float32),
-            "user_occupation_label": np.array(demo[3], np.int64),
-            "user_occupation_text": tf.constant(demo[4], tf.string),
-            "user_zip_code": tf.constant(demo[5], tf.string),
-        }
-        if version == "100k":
-            cols["raw_user_age"] = np.array(demo[2], np.float32)
     # Genres are ragged: keep them flat and give each row its movie's (start, length).
     lengths = np.array([len(g) for g in genres], np.int64)
     starts = np.cumsum(lengths) - lengths
     flat = tf.constant([g for row in genres for g in row], tf.int64)
-    cols["_start"], cols["_length"] = starts[pos], lengths[pos]
-    movie_ids = tf.constant([ids[i] for i in pos], tf.string)
-    movie_titles = tf.constant([titles[i] for i in pos], tf.string)
+    cols = dict(cols, _start=starts[pos], _length=lengths[pos])
+    movie_ids = tf.gather(tf.constant(ids, tf.string, shape=[len(ids)]), pos)
+    movie_titles = tf.gather(tf.constant(titles, tf.string, shape=[len(titles)]), pos)
 
     def with_genres(row: dict) -> dict:
         start, length = row.pop("_start"), row.pop("_length")
@@ -220,15 +214,56 @@ def load_movielens_local(
     return tf.data.Dataset.from_tensor_slices(cols).map(with_genres)
 
 
+def load_movielens_local(
+    movielens_dir: str | os.PathLike, config: str | None = None
+) -> tf.data.Dataset:
+    """Reads unzipped GroupLens MovieLens files into tfds' `movielens/<config>` format.
+
+    Args:
+        movielens_dir: Folder of the unzipped archive: `ml-100k` (u.data, u.item,
+            u.user), `ml-1m` (ratings.dat, movies.dat, users.dat), or a CSV release
+            `ml-latest-small`, `ml-latest`, `ml-20m`, `ml-25m`, `ml-32m` (ratings.csv,
+            movies.csv).
+        config: One of `SUPPORTED_CONFIGS`, named as the tfds configs
+            (`"1m-ratings"`, `"latest-small-movies"`, ...). None: the ratings of the
+            release the folder holds. A config of another release than the folder's
+            is an error.
+
+    Returns:
+        A dataset of feature dicts with the keys, dtypes and shapes of
+        `tfds.load("movielens/" + config, split="train")` (for ml-latest and ml-32m,
+        which tfds lacks, those of `latest-small`), in file order.
+
+    Raises:
+        ValueError: `config` is not supported or contradicts the files (both
+            named), or a file is malformed.
+        FileNotFoundError: `movielens_dir` or one of its expected files is missing.
+    """
+    movielens_dir = os.path.expanduser(os.fspath(movielens_dir))
+    release = detect_release(movielens_dir, config)
+    table = split_config(config)[1] if config is not None else "ratings"
+    version = release_format(release)
+    movies = _movies(movielens_dir, version)
+    if table == "movies":
+        return _examples(movies, np.arange(len(movies)), {})
+    movie_ids = tuple(movie[0] for movie in movies)
+    if version == "csv":
+        pos, cols = _csv_ratings(movielens_dir, movie_ids)
+    else:
+        pos, cols = _ratings_with_users(movielens_dir, version, movie_ids)
+    return _examples(movies, pos, cols)
+
+
 def load_movielens(
-    config: str = "100k-ratings",
+    config: str | None = None,
     movielens_dir: str | os.PathLike | None = None,
     split: str = "train",
 ) -> tuple[tf.data.Dataset, str]:
     """Loads MovieLens from a local folder if given, else through tfds.
 
     Args:
-        config: One of `SUPPORTED_CONFIGS`.
+        config: One of `SUPPORTED_CONFIGS` (through tfds: of `TFDS_CONFIGS`). None:
+            the ratings of the folder's release, or `"100k-ratings"` through tfds.
         movielens_dir: Unzipped GroupLens folder (e.g. `ml-100k`); None uses tfds.
         split: tfds split; a local folder only has "train".
 
@@ -237,16 +272,24 @@ def load_movielens(
         "tfds:movielens/<config>".
 
     Raises:
-        ValueError: `config` is not supported, or `split` is not "train" locally.
+        ValueError: `config` is not supported (or not in tfds without a folder), or
+            contradicts the folder's files, or `split` is not "train" locally.
         RuntimeError: tfds could not download or load the data.
     """
-    _check_config(config)
+    if config is not None:
+        split_config(config)
     if movielens_dir is not None:
         if split != "train":
             msg = f"split={split!r}: a local MovieLens folder has only 'train'."
             raise ValueError(msg)
         source = f"local:{os.fspath(movielens_dir)}"
         return load_movielens_local(movielens_dir, config), source
+    config = "100k-ratings" if config is None else config
+    if config not in TFDS_CONFIGS:
+        raise ValueError(
+            f"config={config!r} has no tfds dataset (tfds has {list(TFDS_CONFIGS)}); read it "
+            "from an unzipped GroupLens folder instead (movielens_dir, --movielens_dir)."
+        )
     import tensorflow_datasets as tfds  # Heavy import, only needed here.
 
     name = f"movielens/{config}"

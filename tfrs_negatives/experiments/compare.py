@@ -8,7 +8,8 @@ prints a table and a diagnosis computed from the figures, and writes
 strategy; head vs tail) to `--output_dir`.
 
 Data: tfds MovieLens (`--dataset movielens/100k-ratings`, the default), a local
-unzipped MovieLens folder (`--movielens_dir`), or the built-in synthetic log
+unzipped MovieLens folder (`--movielens_dir`: ml-100k, ml-1m or a CSV release, told
+from its files), or the built-in synthetic log
 (`--dataset synthetic`). When tfds has no copy on disk and cannot download, the
 command says so, names the two ways to get MovieLens and runs on synthetic data,
 labelled as such in every output.
@@ -58,12 +59,16 @@ def parser() -> argparse.ArgumentParser:
     )
     data = p.add_argument_group("data")
     data.add_argument(
-        "--dataset", default="movielens/100k-ratings", help="tfds MovieLens config or 'synthetic'"
+        "--dataset",
+        default=None,
+        help="movielens/<config> (tfds names, e.g. movielens/1m-ratings) or 'synthetic'; "
+        "default: the release --movielens_dir holds, else movielens/100k-ratings",
     )
     data.add_argument(
         "--movielens_dir",
         default=None,
-        help="unzipped MovieLens folder (e.g. ml-100k), instead of tfds",
+        help="unzipped MovieLens folder (ml-100k, ml-1m, or a CSV release such as "
+        "ml-latest-small or ml-32m; told from its files), instead of tfds",
     )
     data.add_argument("--synthetic_users", type=int, default=1000)
     data.add_argument("--synthetic_items", type=int, default=1700)

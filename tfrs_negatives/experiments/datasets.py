@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from tfrs_negatives.data import load_movielens
-from tfrs_negatives.data.movielens import SUPPORTED_CONFIGS
+from tfrs_negatives.data.movielens_release import SUPPORTED_CONFIGS, TFDS_CONFIGS
 from tfrs_negatives.experiments.synthetic import SyntheticConfig, synthetic_interactions
 
 import numpy as np
@@ -76,7 +76,7 @@ def _synthetic(config: SyntheticConfig, notice: Optional[str]) -> Interactions:
 
 
 def load_interactions(
-    dataset: str = "movielens/100k-ratings",
+    dataset: Optional[str] = None,
     movielens_dir: Optional[str] = None,
     synthetic: Optional[SyntheticConfig] = None,
     reachable: Optional[Callable[[], bool]] = None,
@@ -84,9 +84,10 @@ def load_interactions(
     """Loads the interactions of `dataset`, falling back to the synthetic log offline.
 
     Args:
-      dataset: "movielens/<config>" (a tfds config of `SUPPORTED_CONFIGS`) or
-        "synthetic".
-      movielens_dir: An unzipped GroupLens folder; used instead of tfds.
+      dataset: "movielens/<config>" (a config of `SUPPORTED_CONFIGS`) or "synthetic";
+        None: the release `movielens_dir` holds, else "movielens/100k-ratings".
+      movielens_dir: An unzipped GroupLens folder; used instead of tfds. A `dataset`
+        of another release than its files is an error.
       synthetic: Shape of the synthetic log (when asked for or as the fallback);
         None: `SyntheticConfig()`.
       reachable: Whether tfds' download host answers; None: `host_reachable`.
@@ -95,20 +96,30 @@ def load_interactions(
       The `Interactions`; `notice` is set when the synthetic log replaced MovieLens.
 
     Raises:
-      ValueError: Unknown `dataset`, or a local folder with no ratings.
+      ValueError: Unknown `dataset` (or one tfds lacks, without a folder), one the
+        folder's files contradict, or a local folder with no ratings.
       FileNotFoundError: `movielens_dir` does not hold MovieLens.
     """
     synthetic = SyntheticConfig() if synthetic is None else synthetic
     if dataset == SYNTHETIC:
         return _synthetic(synthetic, None)
     prefix = "movielens/"
-    config = dataset[len(prefix) :] if dataset.startswith(prefix) else None
-    if config not in SUPPORTED_CONFIGS:
-        choices = [SYNTHETIC] + [prefix + c for c in SUPPORTED_CONFIGS]
-        raise ValueError(f"--dataset: unknown {dataset!r}; choose from {choices}")
+    if dataset is None and movielens_dir is None:
+        dataset = prefix + "100k-ratings"
+    config = None  # with a folder and no dataset: the release of its files
+    if dataset is not None:
+        config = dataset[len(prefix) :] if dataset.startswith(prefix) else None
+        if config not in SUPPORTED_CONFIGS:
+            choices = [SYNTHETIC] + [prefix + c for c in SUPPORTED_CONFIGS]
+            raise ValueError(f"--dataset: unknown {dataset!r}; choose from {choices}")
     if movielens_dir is not None:
         loaded, source = load_movielens(config, movielens_dir)
         return Interactions(*rating_pairs(loaded), source)
+    if config not in TFDS_CONFIGS:
+        raise ValueError(
+            f"--dataset: tfds has no {dataset!r} (it has {[prefix + c for c in TFDS_CONFIGS]}); "
+            "read it from an unzipped GroupLens folder with --movielens_dir."
+        )
 
     import tensorflow_datasets as tfds  # heavy; only needed here
 

@@ -42,9 +42,14 @@ def add_common_flags(
     parser.add_argument(
         "--movielens_dir",
         default=None,
-        help="unzipped ml-100k folder; default: download through tfds",
+        help="unzipped MovieLens folder (ml-100k, ml-1m, ml-latest-small, ...: told from "
+        "its files); default: download through tfds",
     )
-    parser.add_argument("--config", default="100k-ratings")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="tfds config, e.g. 1m-ratings; default: the folder's release, else 100k-ratings",
+    )
     parser.add_argument("--strategies", default=",".join(strategies))
     parser.add_argument("--epochs", type=int, default=3, help=epochs_help)
     parser.add_argument("--batch_size", type=int, default=8192)

@@ -6,7 +6,12 @@ ScaNN's ops first when the model needs them; `python -m tfrs_negatives.export.qu
 --queries ...` prints an export's top-k for a few queries.
 """
 
-from tfrs_negatives.export.loading import load_retrieval, needs_scann
+from tfrs_negatives.export.loading import (
+    IncompleteExportError,
+    load_retrieval,
+    missing_weights,
+    needs_scann,
+)
 from tfrs_negatives.export.retrieval import (
     EMPTY_INT_ID,
     EMPTY_SCORE,
@@ -23,8 +28,10 @@ __all__ = [
     "EMPTY_STRING_ID",
     "EXCLUDE_INPUT",
     "QUERY_INPUT",
+    "IncompleteExportError",
     "SCANN_OPTIONS",
     "load_retrieval",
+    "missing_weights",
     "needs_scann",
     "save_retrieval",
 ]

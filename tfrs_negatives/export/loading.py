@@ -2,7 +2,8 @@
 
 import json
 import os
-from typing import Any, Dict
+import re
+from typing import Any, Dict, List, Optional
 
 from tfrs_negatives.scann_config import import_scann_ops
 
@@ -12,6 +13,16 @@ import tensorflow as tf
 # directory TensorFlow Serving reserves for files that are not loaded with the graph.
 METADATA_FILE = os.path.join("assets.extra", "tfrs_negatives_export.json")
 SCANN_OP_PREFIX = "Scann>"
+VARIABLES_INDEX = os.path.join("variables", "variables.index")
+_DATA_SHARD = re.compile(r"^variables\.data-(\d+)-of-(\d+)$")
+# What `tf.saved_model.load` raises when the checkpoint under variables/ cannot be read:
+# files not found (with a misleading "different device" hint), a shard shorter than
+# the index says (IndexError "Read less bytes than requested"), a damaged shard.
+_RESTORE_ERRORS = (FileNotFoundError, IndexError, tf.errors.OpError)
+
+
+class IncompleteExportError(OSError):
+    """A SavedModel whose weights (`variables/`) are missing or cut short on disk."""
 
 
 def read_metadata(path: str) -> Dict[str, Any]:
@@ -36,6 +47,82 @@ def saved_model_op_types(path: str) -> set:
         for function in meta_graph.graph_def.library.function:
             ops.update(node.op for node in function.node_def)
     return ops
+
+
+def missing_weights(path: str, expect_variables: bool = True) -> Optional[str]:
+    """What is missing or empty among the SavedModel's weight files; None if nothing.
+
+    Checks `variables/`, `variables/variables.index` and every data shard
+    `variables/variables.data-<i>-of-<n>` (present, not empty). A shard cut short but
+    not empty is only seen when TensorFlow reads it (see `load_retrieval`).
+
+    Args:
+      path: Directory of the SavedModel.
+      expect_variables: Whether a missing `variables/` is a problem (every SavedModel
+        TensorFlow 2 writes has one; a TF1 model without variables may not).
+    """
+    folder = os.path.join(path, "variables")
+    if not os.path.isdir(folder):
+        return "its variables/ directory (the weights) is missing" if expect_variables else None
+    names = set(os.listdir(folder))
+    if "variables.index" not in names:
+        return f"{VARIABLES_INDEX} is missing"
+    if os.path.getsize(os.path.join(path, VARIABLES_INDEX)) == 0:
+        return f"{VARIABLES_INDEX} is empty (0 bytes)"
+    return _missing_shards(folder, names)
+
+
+def _missing_shards(folder: str, names: set) -> Optional[str]:
+    """Which data shards `variables.data-<i>-of-<n>` are absent or empty; None if none."""
+    shards = [m for m in map(_DATA_SHARD.match, sorted(names)) if m]
+    if not shards:
+        return "variables/ holds no data shard (variables.data-*-of-*)"
+    digits, total = len(shards[0].group(1)), int(shards[0].group(2))
+    expected = [f"variables.data-{i:0{digits}d}-of-{shards[0].group(2)}" for i in range(total)]
+    missing = [name for name in expected if name not in names]
+    if missing:
+        return f"variables/ lacks {_listed(missing)} of its {total} data shard(s)"
+    empty = [name for name in expected if os.path.getsize(os.path.join(folder, name)) == 0]
+    if empty:
+        return f"variables/{_listed(empty)} {'is' if len(empty) == 1 else 'are'} empty (0 bytes)"
+    return None
+
+
+def _listed(names: List[str]) -> str:
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def _incomplete(path: str, problem: str) -> IncompleteExportError:
+    return IncompleteExportError(
+        f"The export at {path!r} is incomplete: {problem}. It was copied or written only in "
+        "part; copy it again, or export it again with save_retrieval."
+    )
+
+
+def _restore_problem(path: str, err: BaseException) -> Optional[str]:
+    """Why `tf.saved_model.load` failed on the weights, if it did; None for other errors."""
+    problem = missing_weights(path)
+    if problem:
+        return problem
+    text = str(err).strip()
+    unreadable = (IndexError, tf.errors.DataLossError, tf.errors.OutOfRangeError)
+    if not isinstance(err, unreadable) and os.path.join("variables", "variables") not in text:
+        return None
+    first = text.splitlines()[0] if text else type(err).__name__
+    return (
+        f"TensorFlow could not read its weights under variables/ ({first}): a data shard is "
+        f"cut short or damaged ({_shard_sizes(path)})"
+    )
+
+
+def _shard_sizes(path: str) -> str:
+    folder = os.path.join(path, "variables")
+    sizes = [
+        f"{name} {os.path.getsize(os.path.join(folder, name))} bytes"
+        for name in sorted(os.listdir(folder))
+        if _DATA_SHARD.match(name)
+    ]
+    return ", ".join(sizes)
 
 
 def needs_scann(path: str) -> bool:
@@ -65,6 +152,8 @@ def load_retrieval(path: str) -> Any:
 
     Raises:
       FileNotFoundError: `path` is not a SavedModel directory.
+      IncompleteExportError: its weights are missing, empty or cut short (names the
+        path and the file; see `missing_weights`).
       ImportError: the model needs ScaNN's ops and they cannot be loaded (names the
         install command).
     """
@@ -73,9 +162,19 @@ def load_retrieval(path: str) -> Any:
         raise FileNotFoundError(
             f"`path` must be a SavedModel directory (holding saved_model.pb), got {path!r}."
         )
+    metadata = read_metadata(path)
+    problem = missing_weights(path, expect_variables=bool(metadata))
+    if problem:
+        raise _incomplete(path, problem)
     if needs_scann(path):
         import_scann_ops()
-    loaded = tf.saved_model.load(path)
+    try:
+        loaded = tf.saved_model.load(path)
+    except _RESTORE_ERRORS as err:
+        problem = _restore_problem(path, err)
+        if problem is None:
+            raise
+        raise _incomplete(path, problem) from err
     # A plain attribute (assigning would wrap the dict in a trackable DictWrapper).
-    object.__setattr__(loaded, "metadata", read_metadata(path))
+    object.__setattr__(loaded, "metadata", metadata)
     return loaded

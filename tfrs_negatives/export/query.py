@@ -199,7 +199,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"--k must be a positive integer, got {args.k}.")
     try:
         model = load_retrieval(args.path)
-    except (FileNotFoundError, ImportError) as err:
+    except (OSError, ImportError) as err:  # not a SavedModel, incomplete, no ScaNN
         parser.error(str(err))
     if SIGNATURE not in model.signatures:
         parser.error(f"{args.path!r} has no {SIGNATURE!r} signature: not a retrieval export.")

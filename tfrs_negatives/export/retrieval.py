@@ -6,8 +6,9 @@ takes the query tower's raw features and returns the ids and scores of the best 
 candidates.
 """
 
+import contextlib
 import os
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 from tfrs_negatives.export.atomic_write import write_atomically
 from tfrs_negatives.export.scann_index import ScaNNIndex
@@ -48,7 +49,9 @@ def save_retrieval(
         tensor, one input per key when it takes a dict — with the dtype and shape (batch
         dimension `None`) of its first call, or of `input_signature`; with
         `exclude=True` also `"exclude"`: `[B, E]` ids to leave out per query (string ids,
-        or int64 for integer ids; pad rows with an id that is not a candidate, e.g. `""`).
+        or int64 for integer ids; pad rows with an id that is not a candidate, e.g. `""`),
+        one row per query (other row counts fail with an `InvalidArgumentError` naming
+        `exclude`, the rows expected and the rows received).
       outputs: `"ids"` `[B, k]` (string, or int64 for integer ids) and `"scores"` `[B, k]`
         float32 (dot products), best first. A slot with no candidate (exclusions left
         fewer than `k`, or ScaNN found fewer) holds id `""` / `-1` and score
@@ -120,13 +123,11 @@ def save_retrieval(
         signature[EXCLUDE_INPUT] = tf.TensorSpec([None, None], id_dtype, name=EXCLUDE_INPUT)
     if k > n:
         raise ValueError(f"`k` ({k}) must not exceed the number of candidates ({n}).")
+    options = {}
     if index == "scann":
         import_scann_ops()
         options = resolve_scann_options(n, k, scann_options)
-        layer = ScaNNIndex(k=k, **options)
-    else:
-        options = {}
-        layer = tfrs.layers.factorized_top_k.BruteForce(k=k)
+    layer = _index_layer(index, k, options)
     layer.index(tf.constant(embeddings))
     layer(tf.zeros([1, dim], tf.float32), k=k)  # ScaNN must be called once before saving
     module = _RetrievalModule(query_tower, layer, ids, k, dim, exclude, single)
@@ -167,6 +168,30 @@ def save_retrieval(
     return path
 
 
+def _index_layer(index: str, k: int, options: Dict[str, Any]) -> tf.keras.layers.Layer:
+    """The top-k layer over the candidates, float32 whatever the global Keras policy.
+
+    Under `mixed_float16` a Keras layer casts its inputs and weights to float16: ScaNN's
+    ops refuse half queries (`expected float ... half`) and `BruteForce` would score in
+    float16. The layer is built under the float32 policy (restored after).
+    """
+    with _global_policy("float32"):
+        if index == "scann":
+            return ScaNNIndex(k=k, **options)
+        return tfrs.layers.factorized_top_k.BruteForce(k=k)
+
+
+@contextlib.contextmanager
+def _global_policy(name: str) -> Iterator[None]:
+    """Sets the global Keras dtype policy to `name` inside the block, then restores it."""
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
+
+
 class _RetrievalModule(tf.Module):
     """What is saved: the query tower, the index, the candidate ids (and their keys)."""
 
@@ -198,6 +223,7 @@ class _RetrievalModule(tf.Module):
         k, n = self._k, self._n
         fetch = k
         if exclusions is not None:
+            exclusions = _one_row_per_query(exclusions, queries)
             fetch = tf.minimum(k + tf.shape(exclusions)[1], n)
         scores, positions = self.index(queries, k=fetch)
         positions = tf.cast(positions, tf.int64)
@@ -224,6 +250,23 @@ class _RetrievalModule(tf.Module):
             "ids": tf.where(kept, ids, tf.constant(empty, ids.dtype)),
             "scores": tf.where(kept, best.values, EMPTY_SCORE),
         }
+
+
+def _one_row_per_query(exclusions: tf.Tensor, queries: tf.Tensor) -> tf.Tensor:
+    """`exclusions` `[B, E]`, checked (when served) to have the `B` rows of `queries` `[B, D]`.
+
+    Raises:
+      tf.errors.InvalidArgumentError: (when served) another number of rows, named.
+    """
+    rows, expected = tf.shape(exclusions)[0], tf.shape(queries)[0]
+    message = tf.strings.format(
+        "`exclude` must have one row of ids per query: expected {} rows (the queries), "
+        "got {} rows.",
+        (expected, rows),
+    )
+    check = tf.debugging.Assert(tf.equal(rows, expected), [message])
+    with tf.control_dependencies([check]):
+        return tf.identity(exclusions)
 
 
 def _call(tower: Any, features: Any) -> tf.Tensor:

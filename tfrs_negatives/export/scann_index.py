@@ -2,6 +2,7 @@
 
 from typing import Any, Optional, Tuple
 
+from tfrs_negatives._native_logs import quiet_native_logs
 from tfrs_negatives.scann_config import configure_builder, import_scann_ops
 
 import tensorflow as tf
@@ -34,16 +35,18 @@ class ScaNNIndex(tfrs.layers.factorized_top_k.ScaNN):
     def _builder(self, candidates: tf.Tensor):
         scann_ops = import_scann_ops()
         n = int(candidates.shape[0])
+        candidates = tf.cast(candidates, tf.float32)  # ScaNN's ops take float32 only
         builder = scann_ops.builder(candidates, self._k, "dot_product")
         builder = configure_builder(builder, self._options, n)
-        return builder.build(shared_name=f"{self.name}/{id(self)}")
+        with quiet_native_logs():  # ScaNN's absl INFO lines ("Single-machine AH training...")
+            return builder.build(shared_name=f"{self.name}/{id(self)}")
 
     def call(self, queries: tf.Tensor, k: Optional[Any] = None) -> Tuple[tf.Tensor, tf.Tensor]:
         k = self._k if k is None else k
         scann_ops = import_scann_ops()
         searcher = scann_ops.searcher_from_module(self._serialized_searcher)
         result = searcher.search_batched_parallel(
-            queries,
+            tf.cast(queries, tf.float32),  # float16 under a mixed policy: ScaNN takes float32
             final_num_neighbors=k,
             pre_reorder_num_neighbors=tf.maximum(self._options["num_reordering_candidates"], k),
         )

@@ -2,6 +2,7 @@
 
 from typing import Any, Dict, Optional, Tuple
 
+from tfrs_negatives._native_logs import quiet_native_logs
 from tfrs_negatives.scann_config import (
     configure_builder,
     import_scann,
@@ -119,7 +120,8 @@ class ScaNNSearch:
             },
         )
         builder = scann.builder(database, k, "dot_product")
-        self._searcher = configure_builder(builder, self.options, n).build()
+        with quiet_native_logs():  # ScaNN's absl INFO lines ("Single-machine AH training...")
+            self._searcher = configure_builder(builder, self.options, n).build()
         self._size = n
         self._built_k = k
         return self
