@@ -303,6 +303,7 @@ class Popularity(_CatalogueSource):
         if estimator is not None:
             self.probabilities = self._state("probabilities", tf.float32)
             self.cdf = self._state("cdf", tf.float32)
+        if self.tracks_estimator:
             self.draws = self._state("draws", tf.int64, shape=[])
         self.refresh()
         if self.counts is not None:
@@ -386,9 +387,7 @@ class Popularity(_CatalogueSource):
         return self.catalogue.gather(tf.minimum(indices, self.catalogue.size - 1))
 
     def pmf(self) -> tf.Tensor:
-        if isinstance(self.probabilities, tf.Variable):
-            return self.probabilities.read_value()
-        return self.probabilities
+        return tf.convert_to_tensor(self.probabilities)  # a variable (estimator) or a constant
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
