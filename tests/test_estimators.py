@@ -128,7 +128,7 @@ def test_streaming_memory_is_fixed_by_buckets():
     sizes = [int(tf.size(v)) for v in est.weights]
     est(tf.range(100_000, dtype=tf.int64), training=True)
     assert [int(tf.size(v)) for v in est.weights] == sizes
-    assert sum(sizes) == 3 * 2 * 256 + 1
+    assert sum(sizes) == 3 * 2 * 256 + 2  # 3 arrays per hash; examples seen, id kind
 
 
 def test_streaming_checkpoint_restores_state_exactly(tmp_path):
@@ -245,3 +245,100 @@ def test_estimator_called_without_ids_or_with_bad_ids():
         est(tf.constant([1.0, 2.0]))
     with pytest.raises(ValueError, match=r"`ids`.*rank-1"):
         est(tf.constant([[1, 2]]))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: tfn.ExactFrequencyEstimator([3, 1, 2], [5, 3, 2]),
+        lambda: tfn.StaticProbabilities([7, 4], [0.25, 0.5], default_probability=0.125),
+        lambda: tfn.StreamingFrequencyEstimator(num_buckets=64, id_kind="int"),
+    ],
+)
+def test_estimator_of_int_ids_rejects_string_ids(make):
+    est = make()
+    assert est.id_kind == "int"
+    est.check_ids(tf.constant([1, 2], tf.int32), "candidate_ids")
+    with pytest.raises(
+        TypeError,
+        match=rf"^`candidate_ids` are strings but the {type(est).__name__} `{est.name}` was built "
+        r"on int ids \(int32/int64\)",
+    ):
+        est.check_ids(tf.constant(["1", "2"]), "candidate_ids")
+
+
+def test_direct_call_with_string_ids_on_an_int_table_raises():
+    est = tfn.ExactFrequencyEstimator([3, 1, 2], [5, 3, 2])
+    with pytest.raises(TypeError, match="`ids` are strings but the ExactFrequencyEstimator"):
+        est(tf.constant(["3"]))
+
+
+def test_estimator_of_string_ids_rejects_int_ids_and_accepts_their_fingerprints():
+    dataset = tf.data.Dataset.from_tensor_slices(["b", "a", "b"])
+    est = tfn.ExactFrequencyEstimator.from_dataset(dataset)
+    assert est.id_kind == "string"
+    with pytest.raises(TypeError, match="`candidate_ids` are ints but .* built on string ids"):
+        est.check_ids(np.array([0, 1]), "candidate_ids")
+    with pytest.raises(TypeError, match="`ids` are ints but"):
+        est(tf.constant([0, 1], tf.int32))
+    # int64 fingerprints (what to_int64_ids gives, as the task passes them) read the strings.
+    fingerprints = tfn.ops.to_int64_ids(tf.constant(["a", "b"]))
+    np.testing.assert_allclose(est(fingerprints).numpy(), [1 / 3, 2 / 3], rtol=1e-6)
+
+
+def test_table_keeps_its_string_kind_through_config():
+    est = tfn.StaticProbabilities(["a", "b"], [0.25, 0.75])
+    config = est.get_config()
+    assert config["id_kind"] == "string" and all(isinstance(i, int) for i in config["ids"])
+    clone = tfn.StaticProbabilities.from_config(config)
+    assert clone.id_kind == "string"
+    np.testing.assert_allclose(clone(tf.constant(["b"])).numpy(), [0.75])
+    with pytest.raises(ValueError, match="`id_kind` is 'int' but `ids` are strings"):
+        tfn.StaticProbabilities(["a"], [0.5], id_kind="int")
+
+
+def test_streaming_kind_is_fixed_by_the_first_checked_ids():
+    est = tfn.StreamingFrequencyEstimator(num_buckets=64)
+    assert est.id_kind is None and est.get_config()["id_kind"] is None
+    est(tf.constant([1, 2], tf.int64), training=True)  # int64 may be fingerprints: not fixed
+    assert est.id_kind is None
+    est.check_ids(tf.constant(["a"]), "candidate_ids")
+    assert est.id_kind == "string" and est.get_config()["id_kind"] == "string"
+    assert tfn.StreamingFrequencyEstimator.from_config(est.get_config()).id_kind == "string"
+    with pytest.raises(TypeError, match="`candidate_ids` are ints but the Streaming"):
+        est.check_ids(tf.constant([1]), "candidate_ids")
+
+
+def test_streaming_rejects_the_other_kind_at_trace_time():
+    est = tfn.StreamingFrequencyEstimator(num_buckets=64)
+    count = tf.function(lambda ids: est(ids, training=True))
+    count(tf.constant(["a", "b"]))  # the first call fixes "string"
+    assert est.id_kind == "string"
+    with pytest.raises(TypeError, match="`ids` are ints but the StreamingFrequencyEstimator"):
+        count(tf.constant([1, 2], tf.int32))
+
+
+def test_streaming_checkpoint_restores_the_id_kind(tmp_path):
+    est = tfn.StreamingFrequencyEstimator(num_buckets=64)
+    est(tf.constant(["a", "b", "a"]), training=True)
+    path = tf.train.Checkpoint(estimator=est).save(str(tmp_path / "ckpt"))
+    fresh = tfn.StreamingFrequencyEstimator(num_buckets=64)
+    tf.train.Checkpoint(estimator=fresh).restore(path).assert_consumed()
+    assert fresh.id_kind == "string"
+    with pytest.raises(TypeError, match="`candidate_ids` are ints but"):
+        fresh.check_ids(tf.constant([1, 2]), "candidate_ids")
+
+
+def test_streaming_bad_id_kind():
+    with pytest.raises(ValueError, match="`id_kind` must be 'int', 'string' or None, got 'str'"):
+        tfn.StreamingFrequencyEstimator(id_kind="str")
+
+
+def test_task_rejects_candidate_ids_of_another_kind_than_its_estimator():
+    task = tfn.CorrectedRetrieval(frequency=tfn.ExactFrequencyEstimator([0, 1, 2], [3, 2, 1]))
+    q = tf.ones([2, 4])
+    assert np.isfinite(task(q, q, candidate_ids=tf.constant([0, 1])).numpy())
+    with pytest.raises(
+        TypeError, match="`candidate_ids` are strings but the ExactFrequencyEstimator"
+    ):
+        task(q, q, candidate_ids=tf.constant(["0", "1"]))

@@ -191,3 +191,73 @@ def test_mined_terms_are_on_the_scale_of_the_corrected_shared_terms(mode):
         terms += [s[i, item] - np.log(unit) for item in (7, 8)]
         rows.append(np.array(terms))
     np.testing.assert_allclose(loss, _softplus_free_loss(rows), rtol=1e-5)
+
+
+def _miner_and_table():
+    items = np.arange(NUM_ITEMS)
+    miner = BruteForceMiner(items, min_rank=2, max_rank=10)
+    return items, miner, HardNegativeTable(items, miner.window)
+
+
+def test_mined_over_a_reordered_catalogue_raises():
+    items, miner, table = _miner_and_table()
+    tfn.callbacks.RefreshHardNegatives(miner, table, tf.keras.layers.Embedding(NUM_ITEMS, DIM))
+    with pytest.raises(
+        ValueError,
+        match=r"The `catalogue` of Mined `shuffled` is not the catalogue the HardNegativeTable "
+        r".* expected 40 ids .*recorded from the miner's catalogue.* the same number of ids in "
+        r"another order",
+    ):
+        Mined(table, items[::-1], count=3, name="shuffled")
+
+
+def test_mined_over_a_subset_of_the_catalogue_raises():
+    items, miner, table = _miner_and_table()
+    tfn.callbacks.RefreshHardNegatives(miner, table, tf.keras.layers.Embedding(NUM_ITEMS, DIM))
+    with pytest.raises(ValueError, match=r"got 20 ids instead of 40"):
+        Mined(table, items[:20], count=3)
+
+
+def test_refresh_with_a_miner_over_another_catalogue_than_mined_raises():
+    items, _, table = _miner_and_table()
+    Mined(table, items, count=3)  # binds the table to `items`
+    other = BruteForceMiner(np.roll(items, 1), min_rank=2, max_rank=10)
+    with pytest.raises(
+        ValueError, match=r"The miner's catalogue \(`miner.catalogue`\) is not the catalogue"
+    ):
+        tfn.callbacks.RefreshHardNegatives(other, table, tf.keras.layers.Embedding(NUM_ITEMS, DIM))
+
+
+def test_assigning_rows_beyond_the_bound_catalogue_raises():
+    table = HardNegativeTable(np.arange(5), 2)
+    Mined(table, np.arange(5), count=1)
+    with pytest.raises(
+        ValueError, match=r"`neighbours` must hold catalogue rows in \[0, 5\) .* e\.g\. \[728\]"
+    ):
+        table.assign([[1, 728], [0, -1], [0, 1], [0, 1], [0, 1]], [2, 1, 2, 2, 2])
+    with pytest.raises(ValueError, match="6 ids instead of 5"):
+        table.assign(np.zeros([5, 2]), np.zeros(5), catalogue=tfn.negatives.Catalogue(range(6)))
+
+
+def test_mined_catalogue_binding_survives_config():
+    items, miner, table = _miner_and_table()
+    mined = Mined(table, items, count=3)
+    config = mined.get_config()
+    assert config["table"]["config"]["catalogue_size"] == NUM_ITEMS
+    clone = Mined.from_config(config)
+    assert clone.table.catalogue_fingerprint == miner.catalogue.fingerprint
+    with pytest.raises(ValueError, match="not the catalogue"):
+        Mined(clone.table, items[::-1], count=3)
+
+
+def test_mined_rejects_ids_of_the_other_kind():
+    table = HardNegativeTable(["u1", "u2"], 2)
+    known = KnownPositives(["u1"], [3])
+    mined = Mined(table, np.arange(5), 1, side="query", known_positives=known, name="hard")
+    mined.check_ids(tf.constant([0, 1]), tf.constant(["u1", "u2"]))
+    with pytest.raises(TypeError, match="`candidate_ids` are strings but the Catalogue of Mined"):
+        mined.check_ids(tf.constant(["0"]))
+    with pytest.raises(
+        TypeError, match="`query_ids` are ints but the anchors of the table of Mined `hard`"
+    ):
+        mined.check_ids(tf.constant([0]), tf.constant([7]))

@@ -191,3 +191,54 @@ def test_excluded_rows_of_any_width_match_reference(width):
     neighbours, _ = miner.mine(queries, excluded=excluded)
     expected = _reference_window(table, queries, 0, 10, excluded=excluded)
     assert [n.tolist() for n in neighbours] == expected
+
+
+def test_known_positives_of_lists_of_different_lengths():
+    with pytest.raises(
+        ValueError,
+        match=r"`query_ids` and `item_ids` must have the same length .* got 3 query ids and 2 "
+        r"item ids",
+    ):
+        KnownPositives(["u1", "u1", "u2"], [5, 7])
+
+
+def test_known_positives_remember_the_kinds_of_their_ids():
+    known = KnownPositives(tf.constant(["u1", "u2"]), tf.constant([5, 7]))
+    assert (known.query_id_kind, known.item_id_kind) == ("string", "int")
+    again = KnownPositives(**known.get_config())
+    assert (again.query_id_kind, again.item_id_kind) == ("string", "int")
+    again.check_ids(tf.constant(["u3"]), tf.constant([5], tf.int64))
+    with pytest.raises(TypeError, match="`query_ids` are ints but the KnownPositives"):
+        again.check_ids(query_ids=tf.constant([1]))
+    with pytest.raises(TypeError, match="`item_ids` are strings but the KnownPositives"):
+        again.check_ids(item_ids=tf.constant(["5"]))
+
+
+def test_table_rejects_anchor_ids_of_the_other_kind():
+    table = HardNegativeTable(["u1", "u2"], 3)
+    with pytest.raises(TypeError, match="`anchor_ids` are ints but the anchors of HardNegative"):
+        table(tf.constant([1, 2]))
+
+
+def test_negatives_do_not_import_mining():
+    """negatives/ holds what the Mined source reads; mining/ may import it, not the reverse."""
+    import ast  # noqa: PLC0415
+    import pathlib  # noqa: PLC0415
+
+    folder = pathlib.Path(tfn.negatives.__file__).parent
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            assert not [n for n in names if n.startswith("tfrs_negatives.mining")], path.name
+    # The public names stay where the README puts them, as the same classes.
+    assert tfn.mining.HardNegativeTable is tfn.negatives.HardNegativeTable
+    assert tfn.mining.KnownPositives is tfn.negatives.KnownPositives
+    from tfrs_negatives.mining import table  # noqa: PLC0415
+
+    assert table.HardNegativeTable is HardNegativeTable and table.pair_keys is tfn.mining.pair_keys
+    registered = tf.keras.utils.get_registered_name(HardNegativeTable)
+    assert registered == "tfrs_negatives>HardNegativeTable"  # saved configs still load

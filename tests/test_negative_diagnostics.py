@@ -382,3 +382,26 @@ def test_diagnostic_mean_is_nan_before_any_update():
     metric.update_state(0.5)
     metric.update_state(1.0, sample_weight=0.0)  # a step that does not count
     assert metric.result().numpy() == pytest.approx(0.5)
+
+
+def test_diagnostic_mean_of_steps_without_entries_is_zero_not_nan():
+    metric = DiagnosticMean(name="negatives/x/gap")
+    metric.update_state(2.0, sample_weight=0.0)  # measured, but nothing to average
+    assert metric.result().numpy() == 0.0
+    metric.update_state(3.0)
+    assert metric.result().numpy() == pytest.approx(3.0)  # the empty step does not count
+    metric.reset_state()
+    assert np.isnan(metric.result().numpy())
+
+
+def test_source_held_at_count_zero_logs_zero_not_nan():
+    model = TwoTower(_task())
+    model.compile(optimizer=tf.keras.optimizers.Adagrad(0.1))
+    uniform = model.task.negatives[1]
+    curriculum = tfn.callbacks.NegativeCurriculum({uniform: {"count": [(0, 0), (100, 0)]}})
+    history = model.fit(interactions(), epochs=2, verbose=0, callbacks=[curriculum])
+    for statistic in STATS:
+        values = history.history[f"negatives/{uniform.name}/{statistic}"]
+        assert values == [0.0, 0.0], statistic  # no entry: no mass, gap, mask or distinct
+    in_batch = history.history[f"negatives/{model.task.negatives[0].name}/gap"]
+    assert np.all(np.isfinite(in_batch)) and min(in_batch) != 0.0

@@ -1,11 +1,14 @@
 """Negative sources and the catalogue: draws, probabilities, config, errors."""
 
+import warnings
+
 import tfrs_negatives as tfn
 from tfrs_negatives.negatives import Catalogue, FullCatalogue, InBatch, Popularity, Uniform
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from tests_support import NUM_ITEMS, TwoTower, interactions
 
 
 def _ids(values):
@@ -47,6 +50,11 @@ def test_catalogue_lookup_and_constructors():
         (lambda: Popularity([1, 2], 3, counts=[1, 2, 3]), ValueError, "one value per"),
         (lambda: Popularity([1, 2], 3), ValueError, "exactly one of"),
         (lambda: Uniform([1, 2], 1, weight=-1.0), ValueError, "`weight`"),
+        (
+            lambda: Popularity([1, 2], 3, counts=[1, 2], refresh_every_n_steps=0),
+            ValueError,
+            "`refresh_every_n_steps` must be an integer >= 1, got 0",
+        ),
     ],
 )
 def test_bad_input(make, error, match):
@@ -133,3 +141,132 @@ def test_seeded_sources_repeat_and_generator_state_is_checkpointed(tmp_path):
     fresh = Uniform(np.arange(100), 8, seed=99)
     tf.train.Checkpoint(source=fresh).restore(path)
     np.testing.assert_array_equal(fresh.sample()[0].numpy(), expected)
+
+
+@pytest.mark.parametrize("ids, kind", [([3, 1, 2], "int"), (["c", "a", "b"], "string")])
+def test_catalogue_remembers_its_id_kind_through_config(ids, kind):
+    catalogue = Catalogue(ids)
+    assert catalogue.id_kind == kind
+    assert Catalogue(**catalogue.get_config()).id_kind == kind
+    source = Uniform(ids, 2)
+    assert type(source).from_config(source.get_config()).catalogue.id_kind == kind
+
+
+def test_catalogue_of_int_ids_rejects_string_ids():
+    catalogue = Catalogue(np.arange(5, dtype=np.int64))
+    catalogue.check_ids(tf.constant([1, 2], tf.int32), "candidate_ids")  # any int dtype
+    with pytest.raises(
+        TypeError,
+        match=r"^`candidate_ids` are strings but the Catalogue was built on int ids "
+        r"\(int32/int64\)",
+    ):
+        catalogue.check_ids(tf.constant(["1", "2"]), "candidate_ids")
+
+
+def test_catalogue_of_string_ids_rejects_int_ids():
+    catalogue = Catalogue(["a", "b"])
+    with pytest.raises(
+        TypeError, match=r"^`ids` are ints but the Catalogue was built on string ids.*Pass string"
+    ):
+        catalogue.check_ids(np.array([0, 1]))
+
+
+def test_source_check_names_the_source_and_argument():
+    source = Uniform(np.arange(5), 2, name="easy")
+    with pytest.raises(
+        TypeError,
+        match=r"`candidate_ids` are strings but the Catalogue of Uniform `easy` was built on int",
+    ):
+        source.check_ids(tf.constant(["a"]))
+    InBatch().check_ids(tf.constant(["a"]))  # no ids of its own: any kind
+
+
+def test_task_rejects_candidate_ids_of_the_other_kind_at_trace_time():
+    items = np.arange(6)
+    task = tfn.CorrectedRetrieval(negatives=[Uniform(items, 3, name="uniform_ints")])
+    tower = tf.keras.layers.Embedding(6, 4)
+    call = tf.function(
+        lambda ids: task(tf.ones([2, 4]), tf.ones([2, 4]), candidate_ids=ids, candidate_tower=tower)
+    )
+    assert np.isfinite(call(tf.constant([0, 1])).numpy())
+    with pytest.raises(TypeError, match="`candidate_ids` are strings but the Catalogue of Uniform"):
+        call(tf.constant(["0", "1"]))
+
+
+def test_catalogue_fingerprint_is_order_sensitive():
+    a, b = Catalogue([1, 2, 3]), Catalogue(np.array([1, 2, 3], np.int32))
+    assert a.fingerprint == b.fingerprint and len(a.fingerprint) == 16
+    assert Catalogue([3, 2, 1]).fingerprint != a.fingerprint
+    assert Catalogue([1, 2]).fingerprint != a.fingerprint
+
+
+def _popularity_pmf(estimator, ids, power):
+    q = estimator.probability(tfn.ops.to_int64_ids(tf.constant(ids))).numpy().astype(np.float64)
+    return q**power / (q**power).sum()
+
+
+@pytest.mark.parametrize("wrap", [lambda f: f, tf.function])
+def test_popularity_tracks_a_learning_estimator(wrap):
+    items = np.arange(6)
+    est = tfn.StreamingFrequencyEstimator(num_buckets=1009, num_hashes=1, learning_rate=0.5)
+    source = Popularity(items, 4, power=0.5, estimator=est, refresh_every_n_steps=2)
+    np.testing.assert_allclose(source.pmf().numpy(), np.full(6, 1 / 6), rtol=1e-6)  # knows nothing
+    sample = wrap(source.sample)
+    est(tf.constant([0, 0, 0, 1, 2, 2]), training=True)
+    sample()  # draw 0: re-reads the estimator
+    learned = _popularity_pmf(est, items, 0.5)
+    assert learned.max() / learned.min() > 1.5  # not uniform any more: sqrt(3) here
+    np.testing.assert_allclose(source.pmf().numpy(), learned, rtol=1e-5)
+    np.testing.assert_allclose(source.cdf.numpy(), np.cumsum(learned), rtol=1e-5)
+    est(tf.constant([5, 5, 5, 5, 4, 3]), training=True)
+    sample()  # draw 1: keeps the last read
+    np.testing.assert_allclose(source.pmf().numpy(), learned, rtol=1e-5)
+    sample()  # draw 2: re-reads
+    np.testing.assert_allclose(source.pmf().numpy(), _popularity_pmf(est, items, 0.5), rtol=1e-5)
+    # What the task corrects with is what the draws follow.
+    ids = tfn.ops.to_int64_ids(tf.constant([5, 0]))
+    np.testing.assert_allclose(
+        source.draw_probability(ids).numpy(), source.pmf().numpy()[[5, 0]], rtol=1e-6
+    )
+
+
+def test_popularity_of_a_fixed_estimator_is_read_once():
+    est = tfn.ExactFrequencyEstimator([1, 2], [3, 1])
+    source = Popularity([1, 2], 4, power=1.0, estimator=est)
+    assert not source.tracks_estimator
+    source.sample()
+    np.testing.assert_allclose(source.pmf().numpy(), [0.75, 0.25], rtol=1e-6)
+
+
+def test_popularity_restored_from_other_counts_warns_and_keeps_its_counts(tmp_path):
+    old = Popularity([1, 2, 3], 4, power=1.0, counts=[1, 1, 2])
+    path = tf.train.Checkpoint(source=old).save(str(tmp_path / "c"))
+    new = Popularity([1, 2, 3], 4, power=1.0, counts=[5, 3, 2], name="new")
+    with pytest.warns(RuntimeWarning, match=r"Popularity `new`.*other `counts` or `power`"):
+        tf.train.Checkpoint(source=new).restore(path)
+    np.testing.assert_allclose(new.pmf().numpy(), [0.5, 0.3, 0.2], rtol=1e-6)
+    np.testing.assert_allclose(new.cdf.numpy(), [0.5, 0.8, 1.0], rtol=1e-6)
+
+
+def test_popularity_restored_from_its_own_counts_is_silent(tmp_path):
+    old = Popularity([1, 2, 3], 4, power=1.0, counts=[1, 1, 2], seed=1)
+    path = tf.train.Checkpoint(source=old).save(str(tmp_path / "c"))
+    new = Popularity([1, 2, 3], 4, power=1.0, counts=[1, 1, 2], seed=7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tf.train.Checkpoint(source=new).restore(path).assert_consumed()
+    np.testing.assert_array_equal(new.sample()[0].numpy(), old.sample()[0].numpy())
+
+
+def test_popularity_follows_the_task_estimator_during_fit():
+    items = np.arange(NUM_ITEMS)
+    est = tfn.StreamingFrequencyEstimator(num_buckets=256)
+    source = Popularity(items, 8, power=1.0, estimator=est, refresh_every_n_steps=1)
+    model = TwoTower(tfn.CorrectedRetrieval(frequency=est, negatives=[InBatch(), source]))
+    model.compile(optimizer=tf.keras.optimizers.Adagrad(0.1))
+    model.fit(interactions(), epochs=1, verbose=0)  # 4 steps, each re-reads, then counts
+    assert int(source.draws.numpy()) == 4
+    pmf = source.pmf().numpy()
+    assert pmf.argmax() == 0 and pmf[0] > 5 / NUM_ITEMS  # Zipf: item 0 the most popular
+    source.sample()
+    np.testing.assert_allclose(source.pmf().numpy(), _popularity_pmf(est, items, 1.0), rtol=1e-5)

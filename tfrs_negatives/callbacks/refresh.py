@@ -54,6 +54,7 @@ class RefreshHardNegatives(tf.keras.callbacks.Callback):
             )
         if every_n_epochs < 1 or (every_n_steps is not None and every_n_steps < 1):
             raise ValueError("`every_n_epochs` and `every_n_steps` must be >= 1.")
+        table.bind_catalogue(miner.catalogue, "the miner's catalogue (`miner.catalogue`)")
         self.miner, self.table = miner, table
         self.candidate_tower, self.query_tower = candidate_tower, query_tower
         self.excluded = excluded
@@ -134,6 +135,8 @@ def positives_by_anchor(query_ids, item_ids, table: HardNegativeTable, miner: Mi
     """
     from tfrs_negatives.ops.ids import to_int64_ids  # noqa: PLC0415
 
+    table.check_ids(query_ids, "query_ids")
+    miner.catalogue.check_ids(item_ids, "item_ids", owner="the miner")
     anchor_rows, found_a = table.anchors.lookup(to_int64_ids(query_ids, "query_ids"))
     item_rows, found_i = miner.catalogue.lookup(to_int64_ids(item_ids, "item_ids"))
     keep = (found_a & found_i).numpy()

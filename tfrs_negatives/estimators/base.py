@@ -2,6 +2,7 @@
 
 from typing import Any, Optional, Union
 
+from tfrs_negatives.ops.id_kind import check_id_kind
 from tfrs_negatives.ops.ids import to_int64_ids
 
 import tensorflow as tf
@@ -20,6 +21,14 @@ class SamplingProbabilityEstimator(tf.keras.layers.Layer):
     Subclasses implement `probability(ids)` and, if they learn, `update(ids)`; ids
     reach both as `[n]` int64 (strings already fingerprinted, see
     `tfrs_negatives.ops.to_int64_ids`).
+
+    An estimator holds one kind of ids (`id_kind`, `"int"` or `"string"`): a
+    table knows it from its ids, a streaming estimator from its `id_kind`
+    argument or its first checked ids. `check_ids(ids, name)` raises when raw ids
+    are of the other kind (they would read as never seen); call it on the ids a
+    user passes before converting them. Calling the layer checks string and int32
+    ids; int64 ids pass unchecked, since they may be the fingerprints of string
+    ids that `to_int64_ids` already converted (as the task passes them).
     """
 
     #: Whether `update` changes state (the task then needs `training` to be given).
@@ -38,6 +47,34 @@ class SamplingProbabilityEstimator(tf.keras.layers.Layer):
             )
         return super().__call__(ids, *args, **kwargs)
 
+    @property
+    def id_kind(self) -> Optional[str]:
+        """`"int"` or `"string"`: the kind of ids the estimator holds; None if not known yet."""
+        return getattr(self, "_id_kind", None)
+
+    def _record_id_kind(self, kind: str) -> None:
+        """Fixes the kind of ids of an estimator that did not know it (the first checked ids)."""
+        self._id_kind = kind
+
+    def check_ids(self, ids: Any, name: str = "ids") -> None:
+        """Raises if raw `ids` are not of the kind the estimator holds (fixing it if unknown).
+
+        A dtype check, free at trace time.
+
+        Args:
+          ids: `[n]` int or string ids as given (before `to_int64_ids`).
+          name: The argument they came in, for the error (e.g. `"candidate_ids"`).
+
+        Raises:
+          TypeError: string ids for an estimator of int ids or the reverse, e.g.
+            "`candidate_ids` are strings but the ExactFrequencyEstimator
+            `exact_frequency_estimator` was built on int ids (int32/int64) ...".
+        """
+        owner = f"the {type(self).__name__} `{self.name}`"
+        kind = check_id_kind(ids, self.id_kind, name, owner)
+        if self.id_kind is None:
+            self._record_id_kind(kind)
+
     def call(self, ids: tf.Tensor, training: Optional[Union[bool, tf.Tensor]] = None) -> tf.Tensor:
         """Probabilities of `ids`, after counting them when `training`.
 
@@ -48,7 +85,10 @@ class SamplingProbabilityEstimator(tf.keras.layers.Layer):
         Returns:
           `[n]` float32 probabilities in `(0, 1]`.
         """
-        ids = to_int64_ids(ids, "ids")
+        raw = tf.convert_to_tensor(ids)
+        ids = to_int64_ids(raw, "ids")
+        if raw.dtype != tf.int64:  # int64 ids may be fingerprints of strings: not checked
+            self.check_ids(raw, "ids")
         if self.updates_in_training and training is not None:
             if isinstance(training, bool):
                 if training:

@@ -1,13 +1,16 @@
 """Streaming estimate of item frequencies from hashed arrays (Yi et al. 2019)."""
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from tfrs_negatives.estimators.base import SamplingProbabilityEstimator
+from tfrs_negatives.ops.id_kind import ID_KINDS, checked_id_kind
 
 import numpy as np
 import tensorflow as tf
 
 _PRIME = 2**31 - 1  # hash modulus: products of two 31-bit numbers fit in int64
+_KIND_CODES = {None: 0, **{kind: code for code, kind in enumerate(ID_KINDS, start=1)}}
+_KINDS = {code: kind for kind, code in _KIND_CODES.items()}
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_negatives")
@@ -45,12 +48,21 @@ class StreamingFrequencyEstimator(SamplingProbabilityEstimator):
     is the smallest `q` over hashes (the paper's largest `B`). Memory is
     `num_hashes * num_buckets * (8 + 4 + 4)` bytes, whatever the number of ids.
 
+    Hashes of int ids and of string fingerprints share the arrays, so one stream
+    must keep to one kind of ids: the kind is `id_kind` if given, else fixed by
+    the first ids checked (`check_ids`, which the task calls on its raw
+    `candidate_ids`, or a call with string or int32 ids). It is kept in the
+    variable `id_kind_code` (0 unknown, 1 int, 2 string), so a checkpoint
+    restores it with the counts it belongs to; ids of the other kind are then a
+    `TypeError` at trace time.
+
     Args:
       num_buckets: Buckets per hash function; a few times the number of distinct
         items keeps collisions rare.
       num_hashes: Number of hash functions.
       learning_rate: Decay `lr` of past observations in `(0, 1]`.
       seed: Seed of the hash functions' coefficients.
+      id_kind: `"int"`, `"string"`, or None (fixed by the first checked ids).
     """
 
     updates_in_training = True
@@ -61,9 +73,11 @@ class StreamingFrequencyEstimator(SamplingProbabilityEstimator):
         num_hashes: int = 2,
         learning_rate: float = 0.05,
         seed: int = 0,
+        id_kind: Optional[str] = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        code = _KIND_CODES[checked_id_kind(id_kind, "id_kind")]
         if not isinstance(num_buckets, (int, np.integer)) or not 1 <= num_buckets <= _PRIME:
             raise ValueError(
                 f"`num_buckets` must be an integer in [1, {_PRIME}], got {num_buckets!r}."
@@ -84,15 +98,26 @@ class StreamingFrequencyEstimator(SamplingProbabilityEstimator):
         self.gap = self._state("gap", [size], tf.float32)
         self.occurrences = self._state("occurrences", [size], tf.float32)
         self.examples_seen = self._state("examples_seen", [], tf.int64)
+        self.id_kind_code = self._state("id_kind_code", [], tf.int32, code)
 
-    def _state(self, name: str, shape: list, dtype: tf.DType) -> tf.Variable:
-        """A zero-initialised state variable; under a distribution strategy every
+    @property
+    def id_kind(self) -> Optional[str]:
+        """`"int"`, `"string"` or None: read from `id_kind_code` (eagerly, also while tracing)."""
+        with tf.init_scope():
+            return _KINDS.get(int(self.id_kind_code.numpy()))
+
+    def _record_id_kind(self, kind: str) -> None:
+        with tf.init_scope():
+            self.id_kind_code.assign(_KIND_CODES[kind])
+
+    def _state(self, name: str, shape: list, dtype: tf.DType, value: int = 0) -> tf.Variable:
+        """A state variable (zeros by default); under a distribution strategy every
         replica computes the same update and the first replica's is kept."""
         return self.add_weight(
             name=name,
             shape=shape,
             dtype=dtype,
-            initializer="zeros",
+            initializer=tf.constant_initializer(value),
             trainable=False,
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
@@ -165,5 +190,6 @@ class StreamingFrequencyEstimator(SamplingProbabilityEstimator):
             num_hashes=self.num_hashes,
             learning_rate=self.learning_rate,
             seed=self.seed,
+            id_kind=self.id_kind,
         )
         return config

@@ -3,6 +3,7 @@
 from typing import Any, Dict, Optional, Sequence, Union
 
 from tfrs_negatives.estimators.base import SamplingProbabilityEstimator
+from tfrs_negatives.ops.id_kind import STRING, checked_id_kind, id_kind, id_kind_of_dtype
 from tfrs_negatives.ops.ids import to_int64_ids
 
 import numpy as np
@@ -29,6 +30,9 @@ class _SortedTable(SamplingProbabilityEstimator):
       probabilities: `[V]` probabilities in `(0, 1]`.
       default_probability: Probability of ids not in the table, or None to fail
         on them.
+      id_kind: Kind of ids the table is looked up with (`"int"`/`"string"`);
+        None: the kind of `ids`. `"string"` with int `ids` takes them as the
+        strings' fingerprints (`to_int64_ids`), as `get_config` stores them.
     """
 
     def __init__(
@@ -36,9 +40,11 @@ class _SortedTable(SamplingProbabilityEstimator):
         ids: ArrayLike,
         probabilities: ArrayLike,
         default_probability: Optional[float],
+        id_kind: Optional[str] = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self._id_kind = _table_id_kind(ids, id_kind)
         ids = _ids_as_int64(ids, "ids")
         probabilities = np.asarray(probabilities, np.float64).reshape(-1)
         if probabilities.shape != ids.shape:
@@ -102,6 +108,11 @@ class _SortedTable(SamplingProbabilityEstimator):
                 return tf.identity(values)
         return tf.where(found, values, self.default_probability)
 
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update(id_kind=self.id_kind)
+        return config
+
     def table(self) -> Dict[str, np.ndarray]:
         """The table as NumPy arrays: `ids` (int64, sorted) and `probabilities`."""
         return {"ids": self.sorted_ids.numpy(), "probabilities": self.probabilities.numpy()}
@@ -116,6 +127,8 @@ class StaticProbabilities(_SortedTable):
       probabilities: `[V]` probabilities in `(0, 1]`.
       default_probability: Probability of ids not in the table; None (default)
         makes such ids an error at lookup.
+      id_kind: Kind of the ids looked up (`"int"`/`"string"`); None: that of
+        `ids` (int `ids` with `"string"` are fingerprints, as in a config).
     """
 
     def __init__(
@@ -123,9 +136,10 @@ class StaticProbabilities(_SortedTable):
         ids: ArrayLike,
         probabilities: ArrayLike,
         default_probability: Optional[float] = None,
+        id_kind: Optional[str] = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(ids, probabilities, default_probability, **kwargs)
+        super().__init__(ids, probabilities, default_probability, id_kind, **kwargs)
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
@@ -149,10 +163,17 @@ class ExactFrequencyEstimator(_SortedTable):
       ids: `[V]` distinct ids.
       counts: `[V]` non-negative occurrence counts (positive total).
       unseen_count: Count assumed for ids not in `ids`, > 0.
+      id_kind: Kind of the ids looked up (`"int"`/`"string"`); None: that of
+        `ids` (int `ids` with `"string"` are fingerprints, as in a config).
     """
 
     def __init__(
-        self, ids: ArrayLike, counts: ArrayLike, unseen_count: float = 1.0, **kwargs: Any
+        self,
+        ids: ArrayLike,
+        counts: ArrayLike,
+        unseen_count: float = 1.0,
+        id_kind: Optional[str] = None,
+        **kwargs: Any,
     ) -> None:
         counts = np.asarray(counts, np.float64).reshape(-1)
         if not np.all(np.isfinite(counts)) or (counts < 0).any() or counts.sum() <= 0:
@@ -168,7 +189,7 @@ class ExactFrequencyEstimator(_SortedTable):
         probabilities = np.minimum(
             np.maximum(counts, self.unseen_count * (counts == 0)) / total, 1.0
         )
-        super().__init__(ids, probabilities, min(1.0, self.unseen_count / total), **kwargs)
+        super().__init__(ids, probabilities, min(1.0, self.unseen_count / total), id_kind, **kwargs)
         self._ids_config = _ids_as_int64(ids, "ids")
 
     @classmethod
@@ -201,6 +222,7 @@ class ExactFrequencyEstimator(_SortedTable):
         if not chunks or sum(c.size for c in chunks) == 0:
             raise ValueError("`dataset` holds no ids; cannot count frequencies.")
         ids, counts = np.unique(np.concatenate(chunks), return_counts=True)
+        kwargs.setdefault("id_kind", id_kind_of_dtype(spec.dtype, "dataset"))
         return cls(ids, counts, unseen_count=unseen_count, **kwargs)
 
     def get_config(self) -> Dict[str, Any]:
@@ -211,3 +233,18 @@ class ExactFrequencyEstimator(_SortedTable):
             unseen_count=self.unseen_count,
         )
         return config
+
+
+def _table_id_kind(ids: ArrayLike, given: Optional[str]) -> str:
+    """The kind of ids a table is looked up with: `given`, or that of `ids`.
+
+    Int `ids` may stand for strings (their fingerprints, as a config holds them);
+    string `ids` cannot stand for ints.
+    """
+    given = checked_id_kind(given, "id_kind")
+    if np.size(ids) == 0:
+        return given
+    kind = id_kind(ids, "ids")
+    if given is not None and given != kind and kind == STRING:
+        raise ValueError(f"`id_kind` is {given!r} but `ids` are strings.")
+    return given or kind

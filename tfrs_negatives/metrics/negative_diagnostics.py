@@ -32,7 +32,10 @@ is the mean over the steps since Keras last reset it (the epoch in `fit`, as for
 `loss`): progress bars and per-batch TensorBoard logs show the running mean,
 `History` the epoch's mean. A metric not updated since the reset reports NaN: the
 statistics are not computed when the task is called with `training=False`, so
-`evaluate` and the `val_` keys of `fit` report NaN for them.
+`evaluate` and the `val_` keys of `fit` report NaN for them. A statistic measured
+in a step where it has nothing to average (the `gap` and `masked` of a source whose
+count a curriculum holds at 0) does not count in the mean; a metric with only such
+steps reports 0, not NaN.
 """
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -55,11 +58,25 @@ def diagnostic_name(source: str, statistic: str) -> str:
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_negatives")
 class DiagnosticMean(tf.keras.metrics.Mean):
-    """Mean of the values given since the last reset; NaN (not 0) before the first update."""
+    """Weighted mean of the values given since the last reset.
+
+    NaN before the first update (not measured in this phase, e.g. `evaluate`);
+    once updated, 0 while every update had weight 0 (measured, but nothing to
+    measure: e.g. the `gap` of a source a curriculum holds at count 0), never NaN.
+    """
+
+    def __init__(self, name: str = "mean", dtype: Any = None) -> None:
+        super().__init__(name=name, dtype=dtype)
+        self.calls = self.add_weight(name="calls", initializer="zeros")
+
+    def update_state(self, values: Any, sample_weight: Any = None) -> Any:
+        update = super().update_state(values, sample_weight=sample_weight)
+        with tf.control_dependencies([update] if update is not None else []):
+            return self.calls.assign_add(1.0)
 
     def result(self) -> tf.Tensor:
         return tf.where(
-            self.count > 0,
+            self.calls > 0,
             tf.math.divide_no_nan(self.total, self.count),
             tf.constant(np.nan, self.dtype),
         )

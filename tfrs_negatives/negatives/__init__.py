@@ -1,6 +1,12 @@
-"""Negative sources: in-batch, uniform, popularity^b, the full catalogue, mined."""
+"""Negative sources: in-batch, uniform, popularity^b, the full catalogue, mined.
+
+Also the in-graph state the mined source reads (`HardNegativeTable`,
+`KnownPositives`), re-exported from `tfrs_negatives.mining`.
+"""
 
 from tfrs_negatives.negatives.catalogue import Catalogue
+from tfrs_negatives.negatives.hard_negative_table import HardNegativeTable
+from tfrs_negatives.negatives.known_positives import KnownPositives
 from tfrs_negatives.negatives.mined import Mined
 from tfrs_negatives.negatives.sources import (
     FullCatalogue,
@@ -13,7 +19,9 @@ from tfrs_negatives.negatives.sources import (
 __all__ = [
     "Catalogue",
     "FullCatalogue",
+    "HardNegativeTable",
     "InBatch",
+    "KnownPositives",
     "Mined",
     "NegativeSource",
     "Popularity",

@@ -1,7 +1,9 @@
 """`Catalogue`: every candidate that negatives can be drawn from, as the candidate tower eats it."""
 
+import hashlib
 from typing import Any, Dict, Optional
 
+from tfrs_negatives.ops.id_kind import check_id_kind, id_kind
 from tfrs_negatives.ops.ids import to_int64_ids
 
 import numpy as np
@@ -17,6 +19,10 @@ class Catalogue:
     titles a `StringLookup` tower takes). The catalogue is data, not training
     state: it is held in tensors, not variables, and is not checkpointed.
 
+    A catalogue remembers the kind of its ids (`id_kind`: `"int"` or `"string"`);
+    whoever looks raw ids up in it calls `check_ids` first, so ids of the other
+    kind (which would never match) are an error, not a silent miss.
+
     Args:
       ids: `[N]` distinct int32/int64/string ids.
       features: Optional `[N, ...]` tensor or dict of them, fed to the candidate
@@ -24,6 +30,10 @@ class Catalogue:
 
     Raises:
       ValueError: empty catalogue, repeated ids, or features of another length.
+
+    Attributes:
+      id_kind: `"int"` or `"string"`, the kind of `ids`.
+      size: Number of candidates `N`.
     """
 
     def __init__(self, ids: Any, features: Optional[Any] = None) -> None:
@@ -33,6 +43,7 @@ class Catalogue:
                 f"`ids` of a Catalogue must be a non-empty rank-1 tensor, got shape {ids.shape}."
             )
         self.raw_ids = ids
+        self.id_kind = id_kind(ids, "ids")
         self.ids = to_int64_ids(ids, "ids")
         self.size = int(ids.shape[0])
         order = np.argsort(self.ids.numpy(), kind="stable")
@@ -58,6 +69,39 @@ class Catalogue:
                     f"tensor of shape {leaf.shape}."
                 )
         self._features_given = features is not None
+        self._fingerprint: Optional[str] = None
+
+    @property
+    def fingerprint(self) -> str:
+        """Order-sensitive digest of the int64 ids (16 hex digits): equal for equal catalogues.
+
+        Two catalogues with the same ids in another order, or a subset, have
+        different fingerprints; a table of catalogue rows records it to recognise
+        the catalogue its rows index.
+        """
+        if self._fingerprint is None:
+            data = self.ids.numpy().astype("<i8").tobytes()
+            self._fingerprint = hashlib.sha256(data).hexdigest()[:16]
+        return self._fingerprint
+
+    def check_ids(self, ids: Any, name: str = "ids", owner: Optional[str] = None) -> None:
+        """Raises if `ids` (raw, before `to_int64_ids`) are not of this catalogue's kind.
+
+        A dtype check, free at trace time; call it on the ids a user passes before
+        converting them for `lookup`.
+
+        Args:
+          ids: `[n]` int or string ids (tensor, array or list).
+          name: The argument they came in, for the error (e.g. `"candidate_ids"`).
+          owner: What holds the catalogue, for the error (e.g. "Uniform `uniform`").
+
+        Raises:
+          TypeError: string ids for a catalogue of int ids, or the reverse, e.g.
+            "`candidate_ids` are strings but the Catalogue of Uniform `uniform` was
+            built on int ids (int32/int64) ...".
+        """
+        what = "the Catalogue" if owner is None else f"the Catalogue of {owner}"
+        check_id_kind(ids, self.id_kind, name, what)
 
     @classmethod
     def from_lookup(cls, lookup: tf.keras.layers.Layer) -> "Catalogue":

@@ -2,8 +2,9 @@
 
 from typing import Any, Dict, Optional
 
-from tfrs_negatives.mining.table import HardNegativeTable, KnownPositives
 from tfrs_negatives.negatives.catalogue import Catalogue
+from tfrs_negatives.negatives.hard_negative_table import HardNegativeTable
+from tfrs_negatives.negatives.known_positives import KnownPositives
 from tfrs_negatives.negatives.sources import NegativeSource, as_catalogue
 from tfrs_negatives.ops.ids import to_int64_ids
 
@@ -26,9 +27,14 @@ class Mined(NegativeSource):
     2024). An anchor with no admissible entry gets uniform catalogue negatives
     instead; `fallbacks` counts them.
 
+    The table's entries are rows of the miner's catalogue, so `catalogue` must be
+    that catalogue, in the same order: the source binds it to the table
+    (`HardNegativeTable.bind_catalogue`), which raises if the table was bound to
+    another one (by `RefreshHardNegatives`, a config, or another source).
+
     Args:
       table: The `HardNegativeTable` a miner fills (see `RefreshHardNegatives`).
-      catalogue: The catalogue the table's rows index.
+      catalogue: The catalogue the table's rows index (the miner's).
       count: Negatives per example.
       side: `"item"` (anchors are the positives' ids) or `"query"` (query ids).
       sample: `"random"` (uniform within the window) or `"top"` (the first `count`).
@@ -68,6 +74,7 @@ class Mined(NegativeSource):
             raise ValueError(f"`margin` must be in [0, 1) or None, got {margin!r}.")
         self.table = table
         self.catalogue: Catalogue = as_catalogue(catalogue)
+        table.bind_catalogue(self.catalogue, f"the `catalogue` of Mined `{self.name}`")
         self.side = side
         self.sample_mode = sample
         self.known_positives = known_positives
@@ -86,6 +93,27 @@ class Mined(NegativeSource):
             initializer="zeros",
             aggregation=tf.VariableAggregation.SUM,
         )
+
+    def check_ids(self, candidate_ids: Any, query_ids: Any = None) -> None:
+        """Raises if raw ids are not of the kinds the catalogue, table and known positives hold.
+
+        Args:
+          candidate_ids: `[N0]` candidate ids as the task receives them.
+          query_ids: Optional `[B]` query ids (checked against a query-side
+            table's anchors and the known positives' queries).
+
+        Raises:
+          TypeError: ids of the other kind (string for int, or the reverse).
+        """
+        owner = f"Mined `{self.name}`"
+        if candidate_ids is not None:
+            self.catalogue.check_ids(candidate_ids, "candidate_ids", owner=owner)
+        anchors = candidate_ids if self.side == "item" else query_ids
+        if anchors is not None:
+            name = "candidate_ids" if self.side == "item" else "query_ids"
+            self.table.check_ids(anchors, name, owner=f"the table of {owner}")
+        if self.known_positives is not None:
+            self.known_positives.check_ids(query_ids, candidate_ids)
 
     def sample_rows(self, anchor_ids: tf.Tensor):
         """Draws `count` catalogue rows per anchor.
@@ -125,6 +153,7 @@ class Mined(NegativeSource):
                 "Mined must be called with `anchor_ids` ([B] item or query ids), got None: "
                 "its negatives are drawn per example."
             )
+        self.table.check_ids(anchor_ids, "anchor_ids", owner=f"the table of Mined `{self.name}`")
         return self.sample_rows(to_int64_ids(tf.reshape(anchor_ids, [-1]), "anchor_ids"))
 
     def draw_probability(self, ids: tf.Tensor) -> tf.Tensor:

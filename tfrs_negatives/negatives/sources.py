@@ -12,6 +12,8 @@ of its `count` draws are used; the rest are masked) and `weight` (its candidates
 terms in the softmax denominator are multiplied by it; 0 switches it off).
 """
 
+import hashlib
+import warnings
 from typing import Any, Dict, Optional
 
 from tfrs_negatives.estimators.base import SamplingProbabilityEstimator
@@ -67,6 +69,21 @@ class NegativeSource(tf.keras.layers.Layer):
 
     def sample(self) -> tuple:
         raise NotImplementedError
+
+    def check_ids(self, candidate_ids: Any, query_ids: Any = None) -> None:
+        """Raises if raw ids (as the task receives them) are not of the kind the source holds.
+
+        A dtype check, free at trace time. Sources without ids of their own
+        (`InBatch`) accept any.
+
+        Args:
+          candidate_ids: `[N0]` int or string candidate ids.
+          query_ids: Optional `[B]` query ids.
+
+        Raises:
+          TypeError: ids of the other kind than the source's catalogue.
+        """
+        del candidate_ids, query_ids
 
     def draw_probability(self, ids: tf.Tensor) -> tf.Tensor:
         """`[n]` probability that one draw of this source is each `[n]` int64 id."""
@@ -125,6 +142,12 @@ class _CatalogueSource(NegativeSource):
             if seed is None
             else tf.random.Generator.from_seed(seed)
         )
+
+    def check_ids(self, candidate_ids: Any, query_ids: Any = None) -> None:
+        del query_ids
+        if candidate_ids is not None:
+            owner = f"{type(self).__name__} `{self.name}`"
+            self.catalogue.check_ids(candidate_ids, "candidate_ids", owner=owner)
 
     def draw_probability(self, ids: tf.Tensor) -> tf.Tensor:
         index, found = self.catalogue.lookup(ids)
@@ -211,10 +234,23 @@ class Popularity(_CatalogueSource):
 
     `p(j) = f_j^b / sum_k f_k^b` (b = `power`): 0 is uniform, 1 the unigram
     distribution, 0.75 word2vec's choice (Mikolov et al. 2013); see
-    `shared/seeds/negative-sampling-recall-stage.md`. Frequencies `f` come from
-    `counts` aligned with the catalogue, or from an estimator (read once at
-    construction; `refresh()` re-reads it). Draws use the cumulative distribution
-    and a binary search: O(count log N) per step.
+    `shared/seeds/negative-sampling-recall-stage.md`. Draws use the cumulative
+    distribution and a binary search: O(count log N) per step.
+
+    Frequencies `f` come from either
+
+    * `counts` aligned with the catalogue: data, like the catalogue. The
+      distribution is held in tensors, not variables, so a checkpoint never
+      replaces it; the checkpoint records its fingerprint instead, and restoring a
+      checkpoint of a source built from other counts (or another power) warns
+      (`RuntimeWarning`) and keeps the counts this source was built from; or
+    * an `estimator`: the distribution follows it. A learning estimator (e.g.
+      `StreamingFrequencyEstimator`, which knows nothing before training) is
+      re-read inside the training step, at the source's first draw and then
+      every `refresh_every_n_steps` draws (one `[N]` read of the estimator and a
+      cumulative sum; a checkpoint carries the distribution with the
+      estimator's state). A fixed one (exact counts, a static table) is read at
+      construction. `refresh()` re-reads it at any time, eagerly.
 
     Args:
       catalogue: A `Catalogue`, or ids / a lookup layer / a dataset to build one.
@@ -222,12 +258,15 @@ class Popularity(_CatalogueSource):
       power: Exponent `b >= 0`.
       counts: `[N]` non-negative counts aligned with the catalogue's ids.
       estimator: Alternatively, a `SamplingProbabilityEstimator` giving `f`.
+      refresh_every_n_steps: With a learning estimator, re-read it every this
+        many draws of the source (one draw per task call, evaluation included).
       weight: Initial weight of the source.
       seed: Seed of the source's random generator.
 
     Raises:
       ValueError: `power < 0`, counts of the wrong length, negative or NaN, or
-        zero for a catalogue item (it could never be drawn, yet is listed).
+        zero for a catalogue item (it could never be drawn, yet is listed), or
+        `refresh_every_n_steps < 1`.
     """
 
     def __init__(
@@ -239,6 +278,7 @@ class Popularity(_CatalogueSource):
         estimator: Optional[SamplingProbabilityEstimator] = None,
         weight: float = 1.0,
         seed: Optional[int] = None,
+        refresh_every_n_steps: int = 100,
         **kwargs: Any,
     ) -> None:
         super().__init__(catalogue, count, weight, seed, **kwargs)
@@ -251,24 +291,37 @@ class Popularity(_CatalogueSource):
                 "`estimator` must be a SamplingProbabilityEstimator, got "
                 f"{type(estimator).__name__}."
             )
+        if not isinstance(refresh_every_n_steps, (int, np.integer)) or refresh_every_n_steps < 1:
+            raise ValueError(
+                f"`refresh_every_n_steps` must be an integer >= 1, got {refresh_every_n_steps!r}."
+            )
         self.power = float(power)
         self.estimator = estimator
         self.counts = None if counts is None else np.asarray(counts, np.float64).reshape(-1)
-        size = self.catalogue.size
-        self.probabilities = self.add_weight(
-            name="probabilities",
-            shape=[size],
-            dtype=tf.float32,
+        self.refresh_every_n_steps = int(refresh_every_n_steps)
+        self.tracks_estimator = estimator is not None and estimator.updates_in_training
+        if estimator is not None:
+            self.probabilities = self._state("probabilities", tf.float32)
+            self.cdf = self._state("cdf", tf.float32)
+        if self.tracks_estimator:
+            self.draws = self._state("draws", tf.int64, shape=[])
+        self.refresh()
+        if self.counts is not None:
+            self.counts_guard = _DistributionGuard(self)
+
+    def _state(self, name: str, dtype: tf.DType, shape: Optional[list] = None) -> tf.Variable:
+        """A zero-initialised variable; replicas compute the same value, the first's is kept."""
+        return self.add_weight(
+            name=name,
+            shape=[self.catalogue.size] if shape is None else shape,
+            dtype=dtype,
             trainable=False,
             initializer="zeros",
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
-        self.cdf = self.add_weight(
-            name="cdf", shape=[size], dtype=tf.float32, trainable=False, initializer="zeros"
-        )
-        self.refresh()
 
     def refresh(self) -> None:
-        """Recomputes the distribution from the counts or the estimator's current state."""
+        """Recomputes the distribution (eagerly) from the counts or the estimator's state."""
         if self.counts is not None:
             frequency = self.counts
             if frequency.shape != (self.catalogue.size,):
@@ -289,18 +342,52 @@ class Popularity(_CatalogueSource):
                 "(e.g. counts + 1), use power=0, or drop them from the catalogue."
             )
         pmf = weights / weights.sum()
-        self.probabilities.assign(pmf.astype(np.float32))
         cdf = np.cumsum(pmf)
         cdf[-1] = 1.0
-        self.cdf.assign(cdf.astype(np.float32))
+        if self.counts is not None:
+            self.probabilities = tf.constant(pmf.astype(np.float32))
+            self.cdf = tf.constant(cdf.astype(np.float32))
+        else:
+            self.probabilities.assign(pmf.astype(np.float32))
+            self.cdf.assign(cdf.astype(np.float32))
+
+    @property
+    def distribution_fingerprint(self) -> str:
+        """Digest (16 hex digits) of the float32 distribution `p` over the catalogue."""
+        data = np.asarray(self.probabilities, np.float32).astype("<f4").tobytes()
+        return hashlib.sha256(data).hexdigest()[:16]
+
+    def _tracked_cdf(self) -> tf.Tensor:
+        """The cdf, after re-reading the estimator on every `refresh_every_n_steps`-th draw."""
+        step = self.draws.assign_add(1) - 1
+
+        def reread() -> tf.Tensor:
+            frequency = tf.cast(self.estimator.probability(self.catalogue.ids), tf.float64)
+            weights = tf.pow(frequency, self.power)
+            pmf = weights / tf.reduce_sum(weights)
+            cdf = tf.concat([tf.cumsum(pmf)[:-1], tf.ones([1], tf.float64)], axis=0)
+            with tf.control_dependencies(
+                [
+                    self.probabilities.assign(tf.cast(pmf, tf.float32)),
+                    self.cdf.assign(tf.cast(cdf, tf.float32)),
+                ]
+            ):
+                return tf.constant(True)
+
+        done = tf.cond(
+            tf.equal(step % self.refresh_every_n_steps, 0), reread, lambda: tf.constant(False)
+        )
+        with tf.control_dependencies([done]):
+            return tf.identity(self.cdf)
 
     def sample(self) -> tuple:
+        cdf = self._tracked_cdf() if self.tracks_estimator else self.cdf
         u = self.generator.uniform([self.count], dtype=tf.float32)
-        indices = tf.searchsorted(self.cdf, u, side="right", out_type=tf.int64)
+        indices = tf.searchsorted(cdf, u, side="right", out_type=tf.int64)
         return self.catalogue.gather(tf.minimum(indices, self.catalogue.size - 1))
 
     def pmf(self) -> tf.Tensor:
-        return self.probabilities
+        return tf.convert_to_tensor(self.probabilities)  # a variable (estimator) or a constant
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
@@ -308,6 +395,7 @@ class Popularity(_CatalogueSource):
             power=self.power,
             counts=None if self.counts is None else self.counts.tolist(),
             estimator=None if self.estimator is None else tf.keras.layers.serialize(self.estimator),
+            refresh_every_n_steps=self.refresh_every_n_steps,
         )
         return config
 
@@ -317,6 +405,39 @@ class Popularity(_CatalogueSource):
         if config.get("estimator") is not None:
             config["estimator"] = tf.keras.layers.deserialize(config["estimator"])
         return cls(**config)
+
+
+class _DistributionGuard(tf.__internal__.tracking.Trackable):
+    """Checkpoints a count-based `Popularity`'s distribution fingerprint, not its distribution.
+
+    On restore it compares the checkpoint's fingerprint with the source's: a
+    different one means the checkpoint was trained with other counts (or another
+    power); the source keeps its own and a `RuntimeWarning` says so.
+    """
+
+    def __init__(self, source: "Popularity") -> None:
+        self._source_name = source.name
+        self.fingerprint = source.distribution_fingerprint
+
+    def _serialize_to_tensors(self) -> Dict[str, tf.Tensor]:
+        return {"fingerprint": tf.constant(self.fingerprint)}
+
+    def _restore_from_tensors(self, restored_tensors: Dict[str, tf.Tensor]) -> Any:
+        restored = restored_tensors["fingerprint"]
+        if not tf.executing_eagerly():  # traced into a SavedModel's restore function
+            return tf.no_op()
+        restored = restored.numpy().decode("utf-8")
+        if restored != self.fingerprint:
+            warnings.warn(
+                f"The checkpoint restored into Popularity `{self._source_name}` was trained "
+                f"with another distribution (fingerprint {restored}: other `counts` or `power`) "
+                f"than this source was built from ({self.fingerprint}). The source keeps its "
+                "own counts (counts are data, not checkpointed); rebuild it with the "
+                "checkpoint's counts to continue with those.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return tf.no_op()
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_negatives")

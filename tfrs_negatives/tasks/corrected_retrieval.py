@@ -354,6 +354,10 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
                 f"`candidate_ids` is required by {reason}: pass the [num_candidates] ids "
                 "of the candidate rows, got None."
             )
+        if self.frequency is not None:  # each holds one kind of ids (int or string)
+            self.frequency.check_ids(candidate_ids, "candidate_ids")
+        for source in self.negatives:
+            source.check_ids(candidate_ids)
         ids = ops.to_int64_ids(candidate_ids, "candidate_ids")
         checks.check_length(ids, num_given, "candidate_ids")
         return ids
