@@ -324,6 +324,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         if self.check_finite:
             queries = checks.finite(queries, "`query_embeddings`")
             candidates = checks.finite(candidates, "`candidate_embeddings`")
+        self._check_id_kinds(given.given_ids, given.query_ids)
         ids = None
         if self._needs_ids(given.given_probabilities):
             ids = self._candidate_ids(given.given_ids, given.num_given)
@@ -331,6 +332,13 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         if query_ids is not None:
             query_ids = ops.to_int64_ids(query_ids, "query_ids")
         return given._replace(queries=queries, candidates=candidates, ids=ids, query_ids=query_ids)
+
+    def _check_id_kinds(self, candidate_ids: Any, query_ids: Any) -> None:
+        """Raises if ids are not of the kind (int or string) the estimator and sources hold."""
+        if self.frequency is not None and candidate_ids is not None:
+            self.frequency.check_ids(candidate_ids, "candidate_ids")
+        for source in self.negatives:
+            source.check_ids(candidate_ids, query_ids)
 
     def _needs_ids(self, candidate_sampling_probability: Optional[tf.Tensor]) -> bool:
         return bool(
@@ -354,10 +362,6 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
                 f"`candidate_ids` is required by {reason}: pass the [num_candidates] ids "
                 "of the candidate rows, got None."
             )
-        if self.frequency is not None:  # each holds one kind of ids (int or string)
-            self.frequency.check_ids(candidate_ids, "candidate_ids")
-        for source in self.negatives:
-            source.check_ids(candidate_ids)
         ids = ops.to_int64_ids(candidate_ids, "candidate_ids")
         checks.check_length(ids, num_given, "candidate_ids")
         return ids
