@@ -117,39 +117,6 @@ def test_extra_candidates_are_not_counted_by_the_estimator():
     np.testing.assert_allclose(est(tf.constant([1, 7])).numpy(), [0.5, 0.25])
 
 
-def test_bad_inputs_raise_clear_errors():
-    q, c, _ = _embeddings(7, b=4, d=3)
-    task = tfn.CorrectedRetrieval(remove_accidental_hits=True)
-    with pytest.raises(ValueError, match="`candidate_embeddings`.*dimension.*3.*got 5"):
-        task(q, tf.zeros([4, 5]), candidate_ids=tf.constant([1, 2, 3, 4]))
-    with pytest.raises(ValueError, match="`query_embeddings` must have shape"):
-        task(tf.zeros([4]), c, candidate_ids=tf.constant([1, 2, 3, 4]))
-    with pytest.raises(ValueError, match="`candidate_embeddings` must have shape"):
-        task(q, tf.zeros([4, 1, 3]), candidate_ids=tf.constant([1, 2, 3, 4]))
-    with pytest.raises(ValueError, match="at least as many rows"):
-        task(q, c[:2], candidate_ids=tf.constant([1, 2]))
-    with pytest.raises(ValueError, match="`candidate_ids` is required by accidental-hit removal"):
-        task(q, c)
-    with pytest.raises(ValueError, match="`candidate_ids` must have 4 entries.*got 3"):
-        task(q, c, candidate_ids=tf.constant([1, 2, 3]))
-    with pytest.raises(TypeError, match="`candidate_ids`.*float32"):
-        task(q, c, candidate_ids=tf.constant([1.0, 2.0, 3.0, 4.0]))
-    with pytest.raises(ValueError, match="`sample_weight` must have 4 entries"):
-        task(q, c, candidate_ids=tf.constant([1, 2, 3, 4]), sample_weight=tf.ones([3]))
-    ids = tf.constant([1, 2, 3, 4])
-    for bad in ([0.5, 0.0, 0.5, 0.5], [0.5, 1.5, 0.5, 0.5], [0.5, float("nan"), 0.5, 0.5]):
-        with pytest.raises(
-            tf.errors.InvalidArgumentError, match="`candidate_sampling_probability`"
-        ):
-            task(q, c, candidate_ids=ids, candidate_sampling_probability=tf.constant(bad))
-    with pytest.raises(ValueError, match="`correction`"):
-        tfn.CorrectedRetrieval(correction="log")
-    with pytest.raises(TypeError, match="`frequency`"):
-        tfn.CorrectedRetrieval(frequency=lambda ids: ids)
-    with pytest.raises(ValueError, match="`temperature`"):
-        tfn.CorrectedRetrieval(temperature=0.0)
-
-
 def test_get_config_round_trip():
     task = tfn.CorrectedRetrieval(
         frequency=tfn.StreamingFrequencyEstimator(num_buckets=128, learning_rate=0.1),

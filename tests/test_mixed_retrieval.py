@@ -156,45 +156,6 @@ def test_full_catalogue_equals_full_softmax():
     np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-5)
 
 
-def test_mixed_errors():
-    _, table, _, frequency = _setup()
-    q = tf.zeros([2, DIM])
-    c = tf.constant(table[:2])
-    uniform = Uniform(np.arange(N_ITEMS), 3, seed=0)
-    task = tfn.CorrectedRetrieval(frequency=frequency, negatives=[InBatch(), uniform])
-    with pytest.raises(ValueError, match="`candidate_tower` is required.*Uniform"):
-        task(q, c, candidate_ids=tf.constant([0, 1]))
-    with pytest.raises(ValueError, match="`candidate_ids` is required"):
-        task(q, c, candidate_tower=lambda ids: tf.gather(table, ids))
-    with pytest.raises(ValueError, match="`candidate_tower` must return.*dimension"):
-        task(
-            q,
-            c,
-            candidate_ids=tf.constant([0, 1]),
-            candidate_tower=lambda ids: tf.zeros([tf.size(ids), DIM + 1]),
-        )
-    no_frequency = tfn.CorrectedRetrieval(negatives=[InBatch(), uniform])
-    with pytest.raises(ValueError, match="needs the in-batch sampling probability"):
-        no_frequency(
-            q,
-            c,
-            candidate_ids=tf.constant([0, 1]),
-            candidate_tower=lambda ids: tf.gather(table, ids),
-        )
-    with pytest.raises(ValueError, match="`negatives` must list at least one"):
-        tfn.CorrectedRetrieval(negatives=[])
-    with pytest.raises(TypeError, match="`negatives` must hold"):
-        tfn.CorrectedRetrieval(negatives=["uniform"])
-    with pytest.raises(ValueError, match="weights of `negatives` must sum to a positive"):
-        tfn.CorrectedRetrieval(negatives=[InBatch(weight=0.0), Uniform([1, 2], 1, weight=0.0)])
-    with pytest.raises(ValueError, match="`duplicates`"):
-        tfn.CorrectedRetrieval(duplicates="drop")
-    with pytest.raises(ValueError, match="`sampled_loss`"):
-        tfn.CorrectedRetrieval(sampled_loss="hinge")
-    with pytest.raises(ValueError, match="`num_items`"):
-        tfn.CorrectedRetrieval(sampled_loss="gbce")
-
-
 def test_get_config_round_trip_with_sources():
     task = tfn.CorrectedRetrieval(
         frequency=tfn.StreamingFrequencyEstimator(num_buckets=64),

@@ -126,3 +126,123 @@ def test_check_finite_names_the_sampled_embeddings_in_a_tf_function():
 def test_check_finite_round_trips_in_the_config():
     task = tfn.CorrectedRetrieval(check_finite=True)
     assert tfn.CorrectedRetrieval.from_config(task.get_config()).check_finite is True
+
+
+# Construction errors, one case each.
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(correction="log"), ValueError, "`correction` must be one of"),
+        (dict(frequency=lambda ids: ids), TypeError, "`frequency` must be a tfrs_negatives"),
+        (dict(temperature=0.0), ValueError, "`temperature` must be a finite number > 0"),
+        (dict(negatives=[]), ValueError, "`negatives` must list at least one"),
+        (dict(negatives=["uniform"]), TypeError, "`negatives` must hold"),
+        (
+            dict(negatives=[InBatch(weight=0.0), Uniform([1, 2], 1, weight=0.0)]),
+            ValueError,
+            "weights of `negatives` must sum to a positive",
+        ),
+        (dict(negatives=[InBatch(), InBatch()]), ValueError, "lists InBatch more than once"),
+        (dict(duplicates="drop"), ValueError, "`duplicates` must be one of"),
+        (dict(sampled_loss="hinge"), ValueError, "`sampled_loss` must be one of"),
+        (dict(sampled_loss="gbce"), ValueError, "`num_items`"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        tfn.CorrectedRetrieval(**kwargs)
+
+
+def _in_batch_call(**kwargs):
+    rng = np.random.default_rng(7)
+    q = tf.constant(rng.normal(size=(4, 3)).astype(np.float32))
+    c = tf.constant(rng.normal(size=(4, 3)).astype(np.float32))
+    q = kwargs.pop("query_embeddings", q)
+    c = kwargs.pop("candidate_embeddings", c)
+    return tfn.CorrectedRetrieval(remove_accidental_hits=True)(q, c, **kwargs)
+
+
+IDS = tf.constant([1, 2, 3, 4])
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (
+            dict(candidate_embeddings=tf.zeros([4, 5]), candidate_ids=IDS),
+            ValueError,
+            "`candidate_embeddings`.*dimension.*3.*got 5",
+        ),
+        (
+            dict(query_embeddings=tf.zeros([4]), candidate_ids=IDS),
+            ValueError,
+            "`query_embeddings` must have shape",
+        ),
+        (
+            dict(candidate_embeddings=tf.zeros([4, 1, 3]), candidate_ids=IDS),
+            ValueError,
+            "`candidate_embeddings` must have shape",
+        ),
+        (
+            dict(candidate_embeddings=tf.zeros([2, 3]), candidate_ids=IDS[:2]),
+            ValueError,
+            "at least as many rows",
+        ),
+        (dict(), ValueError, "`candidate_ids` is required by accidental-hit removal"),
+        (dict(candidate_ids=IDS[:3]), ValueError, "`candidate_ids` must have 4 entries.*got 3"),
+        (dict(candidate_ids=tf.cast(IDS, tf.float32)), TypeError, "`candidate_ids`.*float32"),
+        (
+            dict(candidate_ids=IDS, sample_weight=tf.ones([3])),
+            ValueError,
+            "`sample_weight` must have 4 entries",
+        ),
+    ],
+)
+def test_bad_call_inputs(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        _in_batch_call(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "probabilities", [[0.5, 0.0, 0.5, 0.5], [0.5, 1.5, 0.5, 0.5], [0.5, float("nan"), 0.5, 0.5]]
+)
+def test_given_probabilities_outside_the_unit_interval(probabilities):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`candidate_sampling_probability`"):
+        _in_batch_call(candidate_ids=IDS, candidate_sampling_probability=tf.constant(probabilities))
+
+
+def _mixed_call(task, tower=True, **kwargs):
+    table = np.random.default_rng(0).normal(size=(N_ITEMS, DIM)).astype(np.float32)
+    arguments = dict(candidate_ids=tf.constant([0, 1]))
+    if tower:
+        arguments["candidate_tower"] = lambda ids: tf.gather(table, ids)
+    arguments.update(kwargs)
+    return task(tf.zeros([2, DIM]), tf.constant(table[:2]), **arguments)
+
+
+def _mixed_task(frequency=True):
+    estimator = tfn.StaticProbabilities(np.arange(N_ITEMS), np.full(N_ITEMS, 0.1))
+    return tfn.CorrectedRetrieval(
+        frequency=estimator if frequency else None,
+        negatives=[InBatch(), Uniform(np.arange(N_ITEMS), 3, seed=0)],
+    )
+
+
+def test_sampled_sources_need_the_candidate_tower():
+    with pytest.raises(ValueError, match="`candidate_tower` is required.*Uniform"):
+        _mixed_call(_mixed_task(), tower=False)
+
+
+def test_sampled_sources_need_candidate_ids():
+    with pytest.raises(ValueError, match="`candidate_ids` is required"):
+        _mixed_call(_mixed_task(), candidate_ids=None)
+
+
+def test_the_candidate_tower_must_match_the_dimension():
+    with pytest.raises(ValueError, match="`candidate_tower` must return.*dimension"):
+        _mixed_call(_mixed_task(), candidate_tower=lambda ids: tf.zeros([tf.size(ids), DIM + 1]))
+
+
+def test_in_batch_with_sampled_sources_needs_an_estimator():
+    with pytest.raises(ValueError, match="needs the in-batch sampling probability"):
+        _mixed_call(_mixed_task(frequency=False))

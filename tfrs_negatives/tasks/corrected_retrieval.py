@@ -228,10 +228,6 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         """The `InBatch` source, or None if in-batch negatives are not used."""
         return next((s for s in self.negatives if s.in_batch), None)
 
-    # Not converted by autograph: every branch is Python's, on static values (which
-    # sources, which options); converting this module's functions cost most of the
-    # first step's tracing time (measured in benchmarks/peer_sampled_softmax.py).
-    @tf.autograph.experimental.do_not_convert
     def call(  # noqa: PLR0913 (TFRS's arguments, then ours)
         self,
         query_embeddings: tf.Tensor,
@@ -277,27 +273,34 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
           Scalar float32 loss.
         """
         num_queries, num_given = checks.check_embeddings(query_embeddings, candidate_embeddings)
-        batch = self._checked_batch(
-            Batch(
-                query_embeddings,
-                candidate_embeddings,
-                num_queries,
-                num_given,
-                None,
-                query_ids,
-                candidate_ids,
-                sample_weight,
-                candidate_sampling_probability,
-                score_mask,
-                candidate_tower,
-                training,
-            )
+        given = Batch(
+            query_embeddings,
+            candidate_embeddings,
+            num_queries,
+            num_given,
+            None,
+            query_ids,
+            candidate_ids,
+            sample_weight,
+            candidate_sampling_probability,
+            score_mask,
+            candidate_tower,
+            training,
         )
+        return self._run(given, compute_metrics, compute_batch_metrics)
+
+    # Not converted by autograph: every branch is Python's, on static values (which
+    # sources, which options); converting this module's functions cost most of the
+    # first step's tracing time (measured in benchmarks/peer_sampled_softmax.py).
+    @tf.autograph.experimental.do_not_convert
+    def _run(self, given: Batch, compute_metrics: bool, compute_batch_metrics: bool) -> tf.Tensor:
+        """The phases of a call: checked batch, columns, logit inputs, loss, metrics."""
+        batch = self._checked_batch(given)
         columns = self._candidate_columns(batch)
         scores, inputs, rows = self._logit_inputs(batch, columns)
         request = None
-        if self._negative_diagnostics is not None and training is not False:
-            segments = column_sources(columns, num_given, self.negatives, rows)
+        if self._negative_diagnostics is not None and batch.training is not False:
+            segments = column_sources(columns, batch.num_given, self.negatives, rows)
             request = ops.StatisticsRequest(segments, len(self.negatives), self.diagnostics_stride)
         loss, statistics, labels, logits = self._loss_and_logits(
             scores, inputs, batch, compute_batch_metrics, request
@@ -309,7 +312,8 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             updates.extend(self._factorized_updates(batch))
         if compute_batch_metrics:
             for metric in self._batch_metrics:
-                updates.append(metric.update_state(labels, logits, sample_weight=sample_weight))
+                weights = batch.sample_weight
+                updates.append(metric.update_state(labels, logits, sample_weight=weights))
         with tf.control_dependencies([op for op in updates if op is not None]):
             return tf.identity(loss)
 
