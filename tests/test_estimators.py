@@ -235,16 +235,19 @@ def test_bad_input_errors(make, match):
         make()
 
 
-def test_estimator_called_without_ids_or_with_bad_ids():
-    est = tfn.StreamingFrequencyEstimator(num_buckets=8)
-    with pytest.raises(ValueError, match="must be called with `ids`"):
-        est()
-    with pytest.raises(ValueError, match="must be called with `ids`"):
-        est(None, training=True)
-    with pytest.raises(TypeError, match="`ids`.*float32"):
-        est(tf.constant([1.0, 2.0]))
-    with pytest.raises(ValueError, match=r"`ids`.*rank-1"):
-        est(tf.constant([[1, 2]]))
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda est: est(), ValueError, "must be called with `ids`"),
+        (lambda est: est(None, training=True), ValueError, "must be called with `ids`"),
+        (lambda est: est(tf.constant([1.0, 2.0])), TypeError, "`ids`.*float32"),
+        (lambda est: est(tf.constant([[1, 2]])), ValueError, r"`ids`.*rank-1"),
+    ],
+    ids=["no ids", "None ids", "float ids", "rank-2 ids"],
+)
+def test_estimator_called_without_ids_or_with_bad_ids(call, error, match):
+    with pytest.raises(error, match=match):
+        call(tfn.StreamingFrequencyEstimator(num_buckets=8))
 
 
 @pytest.mark.parametrize(
