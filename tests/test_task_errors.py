@@ -59,7 +59,8 @@ def _call(task, table, positives, **kwargs):
 def test_known_positives_without_query_ids_is_an_error():
     table = np.random.default_rng(1).normal(size=(N_ITEMS, DIM)).astype(np.float32)
     task = _mined_task(KnownPositives([7], [1]))
-    with pytest.raises(ValueError, match=r"`query_ids` is required by `mined\w*`, whose `known_positives`"):
+    message = r"`query_ids` is required by `mined\w*`, whose `known_positives`"
+    with pytest.raises(ValueError, match=message):
         _call(task, table, np.array([0, 3, 4]))
     # With query ids it runs, and user 7's known item 1 leaves its row.
     assert np.isfinite(_call(task, table, np.array([0, 3, 4]), query_ids=tf.constant([7, 8, 9])))
