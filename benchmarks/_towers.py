@@ -1,10 +1,10 @@
 """The small two-tower model the benchmarks train: id (or content) towers and a task.
 
 A benchmark run as `python benchmarks/<name>.py` finds this module beside it
-(`from _towers import TwoTower, string_id_tower`).
+(`from _towers import TaskCall, TwoTower, string_id_tower`).
 """
 
-from typing import Callable, Dict
+from typing import Callable, Dict, NamedTuple
 
 import tfrs_negatives  # noqa: F401  (before TensorFlow: Keras 2 for TFRS)
 
@@ -37,20 +37,36 @@ class FeatureTower(tf.keras.layers.Layer):
         return self.content(tf.gather(self.features, item_ids))
 
 
+class TaskCall(NamedTuple):
+    """What `TwoTower.compute_loss` passes the task besides the two embeddings.
+
+    Attributes:
+      item_key: The feature holding the item ids (`[B]`), passed as `candidate_ids`.
+      candidate_tower: Also pass the item tower (sampled and mined sources embed with it).
+      query_ids: Also pass the user ids (query-side mining, known positives).
+      pass_training: Pass `training` (stock `tfrs.tasks.Retrieval` takes none).
+    """
+
+    item_key: str = "item_id"
+    candidate_tower: bool = True
+    query_ids: bool = False
+    pass_training: bool = True
+
+
+DEFAULT_CALL = TaskCall()
+
+
 class TwoTower(tfrs.Model):
     """Query and item towers and a retrieval task, called the way a benchmark needs.
 
-    Features: `user_id` and `item_key` (`[B]` ids). The task always gets the item ids
+    Features: `user_id` and `call.item_key` (`[B]` ids). The task always gets the item ids
     (`candidate_ids`) and `compute_metrics=False`.
 
     Args:
       query_tower: `[B]` user ids -> `[B, D]`.
       item_tower: `[B]` item ids -> `[B, D]`.
       task: The retrieval task.
-      item_key: The feature holding the item ids.
-      candidate_tower: Also pass the item tower (sampled and mined sources embed with it).
-      query_ids: Also pass the user ids (query-side mining, known positives).
-      pass_training: Pass `training` (stock `tfrs.tasks.Retrieval` takes none).
+      call: What else the task is given (`TaskCall`).
     """
 
     def __init__(
@@ -58,27 +74,22 @@ class TwoTower(tfrs.Model):
         query_tower: Callable,
         item_tower: Callable,
         task: tf.keras.layers.Layer,
-        item_key: str = "item_id",
-        candidate_tower: bool = True,
-        query_ids: bool = False,
-        pass_training: bool = True,
+        call: TaskCall = DEFAULT_CALL,
     ) -> None:
         super().__init__()
         self.query_tower = query_tower
         self.item_tower = item_tower
         self.task = task
-        self._item_key = item_key
-        self._options = (candidate_tower, query_ids, pass_training)
+        self._call = call
 
     def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        candidate_tower, query_ids, pass_training = self._options
-        ids = features[self._item_key]
+        ids = features[self._call.item_key]
         kwargs = {}
-        if candidate_tower:
+        if self._call.candidate_tower:
             kwargs["candidate_tower"] = self.item_tower
-        if query_ids:
+        if self._call.query_ids:
             kwargs["query_ids"] = features["user_id"]
-        if pass_training:
+        if self._call.pass_training:
             kwargs["training"] = training
         return self.task(
             self.query_tower(features["user_id"]),

@@ -60,7 +60,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import tfrs_negatives as tfn  # before tensorflow: sets TF_USE_LEGACY_KERAS=1 (Keras 2)
 import numpy as np
 import tensorflow as tf
-from _towers import FeatureTower, TwoTower
+from _towers import FeatureTower, TaskCall, TwoTower
 
 # isort: on
 from tfrs_negatives.evaluation import head_items, recall_at_k
@@ -184,63 +184,117 @@ def schedule(count: int, steps: int, warmup: float, ramp: float) -> List[Tuple[f
     return points
 
 
-def run_seed(args: argparse.Namespace, seed: int) -> Dict[str, Dict[str, float]]:
-    start = time.perf_counter()
-    data = SyntheticData(args, seed)
-    item_ids = np.arange(data.num_items, dtype=np.int64)
-    head = head_items(data.train_items, data.num_items)
+def train_dataset(data: SyntheticData, batch_size: int, seed: int) -> tf.data.Dataset:
+    """The training interactions as `{"user_id", "item_id"}` batches, shuffled by `seed`."""
+    return (
+        tf.data.Dataset.from_tensor_slices(
+            {"user_id": data.train_users, "item_id": data.train_items}
+        )
+        .shuffle(len(data.train_users), seed=seed)
+        .batch(batch_size)
+        .prefetch(2)
+    )
+
+
+def build_model(
+    data: SyntheticData, task: tfn.CorrectedRetrieval, args: argparse.Namespace
+) -> TwoTower:
+    """User-id tower and a content item tower (the item's feature vector, no item-id embedding),
+    both built."""
+    model = TwoTower(
+        tf.keras.Sequential([tf.keras.layers.Embedding(data.num_users, args.dim)]),
+        FeatureTower(data.features, args.dim),
+        task,
+        TaskCall(query_ids=True),
+    )
+    model.query_tower(tf.constant(data.test_users[:1]))
+    model.item_tower(tf.constant(np.arange(1, dtype=np.int64)))
+    return model
+
+
+def share_weights(model: TwoTower, initial: Optional[list]) -> list:
+    """Sets the towers' weights to `initial` (query tower's first); with `None`, returns the
+    model's own, which later runs of the seed then start from."""
+    if initial is None:
+        return model.query_tower.get_weights() + model.item_tower.get_weights()
+    nq = len(model.query_tower.get_weights())
+    model.query_tower.set_weights(initial[:nq])
+    model.item_tower.set_weights(initial[nq:])
+    return initial
+
+
+def mining_callbacks(
+    mining: tuple, model: TwoTower, steps: int, args: argparse.Namespace
+) -> List[Any]:
+    """`[RefreshHardNegatives each epoch, NegativeCurriculum on the mined count]`."""
+    source, table, miner, count = mining
+    points = schedule(count, steps, args.hard_warmup_epochs, args.hard_ramp_epochs)
+    refresh = tfn.callbacks.RefreshHardNegatives(miner, table, model.item_tower, every_n_epochs=1)
+    curriculum = tfn.callbacks.NegativeCurriculum({source: {"count": points}})
+    return [refresh, curriculum]
+
+
+def mining_stats(mining: tuple, refresh: Any, data: SyntheticData) -> Dict[str, float]:
+    """Refresh seconds, the source's fallbacks, and the share of the final table's window
+    entries that share the anchor's cluster."""
+    source, table = mining[:2]
+    stats = {
+        "refresh_s": float(sum(refresh.timings)),
+        "fallbacks": float(source.fallbacks.numpy()),
+    }
+    if hasattr(table, "neighbours"):
+        neighbours = table.neighbours.numpy()
+        counts = table.counts.numpy()
+        valid = np.arange(neighbours.shape[1])[None, :] < counts[:, None]
+        cluster = data.cluster[np.clip(neighbours, 0, data.num_items - 1)]
+        stats["same_cluster"] = float((cluster == data.cluster[:, None])[valid].mean())
+    return stats
+
+
+def print_row(strategy: str, row: Dict[str, float]) -> None:
+    extra = "".join(
+        f" {k}={row[k]:.3f}" for k in ("refresh_s", "fallbacks", "same_cluster") if k in row
+    )
+    print(
+        f"  {strategy:18s} R@10 {row['recall@10']:.4f} R@100 {row['recall@100']:.4f} "
+        f"(head {row['head_recall@100']:.4f} tail {row['tail_recall@100']:.4f}) "
+        f"loss {row['loss']:.3f} {row['seconds']:.0f}s{extra}",
+        flush=True,
+    )
+
+
+def print_setup(data: SyntheticData, head: np.ndarray, args: argparse.Namespace, seed: int):
     steps = math.ceil(len(data.train_users) / args.batch_size)
     points = schedule(args.hard_count, steps, args.hard_warmup_epochs, args.hard_ramp_epochs)
     print(
         f"\n=== seed {seed}: {data.num_items} items ({data.cluster.max() + 1} clusters), "
         f"{data.num_users} users, {len(data.train_users)} train / {len(data.test_users)} test, "
         f"{int(head.sum())} head items; batch {args.batch_size} ({steps} steps/epoch), "
-        f"{args.epochs} epochs; mined count (step, count) {points} (capped at the window); "
-        f"data "
-        f"{time.perf_counter() - start:.1f}s",
+        f"{args.epochs} epochs; mined count (step, count) {points} (capped at the window); ",
+        end="",
         flush=True,
     )
+
+
+def run_seed(args: argparse.Namespace, seed: int) -> Dict[str, Dict[str, float]]:
+    start = time.perf_counter()
+    data = SyntheticData(args, seed)
+    item_ids = np.arange(data.num_items, dtype=np.int64)
+    head = head_items(data.train_items, data.num_items)
+    steps = math.ceil(len(data.train_users) / args.batch_size)
+    print_setup(data, head, args, seed)
+    print(f"data {time.perf_counter() - start:.1f}s", flush=True)
     known = KnownPositives(data.train_users, data.train_items)
-    train = (
-        tf.data.Dataset.from_tensor_slices(
-            {"user_id": data.train_users, "item_id": data.train_items}
-        )
-        .shuffle(len(data.train_users), seed=seed)
-        .batch(args.batch_size)
-        .prefetch(2)
-    )
+    train = train_dataset(data, args.batch_size, seed)
     results: Dict[str, Dict[str, float]] = {"oracle": data.oracle_recall(head)}
     initial = None
     for strategy in args.strategies:
         tf.keras.utils.set_random_seed(seed)
         task, mining = make_task(strategy, item_ids, known, args, seed)
-        # User-id tower; the item tower reads the item's feature vector (no item-id embedding).
-        model = TwoTower(
-            tf.keras.Sequential([tf.keras.layers.Embedding(data.num_users, args.dim)]),
-            FeatureTower(data.features, args.dim),
-            task,
-            query_ids=True,
-        )
-        model.query_tower(tf.constant(data.test_users[:1]))
-        model.item_tower(tf.constant(item_ids[:1]))
-        weights = model.query_tower.get_weights() + model.item_tower.get_weights()
-        if initial is None:
-            initial = weights
-        else:
-            nq = len(model.query_tower.get_weights())
-            model.query_tower.set_weights(initial[:nq])
-            model.item_tower.set_weights(initial[nq:])
+        model = build_model(data, task, args)
+        initial = share_weights(model, initial)
         model.compile(optimizer=tf.keras.optimizers.Adam(args.learning_rate))
-        callbacks: List[Any] = []
-        refresh = None
-        if mining is not None:
-            source, table, miner, count = mining
-            points = schedule(count, steps, args.hard_warmup_epochs, args.hard_ramp_epochs)
-            refresh = tfn.callbacks.RefreshHardNegatives(
-                miner, table, model.item_tower, every_n_epochs=1
-            )
-            curriculum = tfn.callbacks.NegativeCurriculum({source: {"count": points}})
-            callbacks = [refresh, curriculum]
+        callbacks = mining_callbacks(mining, model, steps, args) if mining else []
         t0 = time.perf_counter()
         history = model.fit(train, epochs=args.epochs, verbose=0, callbacks=callbacks)
         seconds = time.perf_counter() - t0
@@ -250,28 +304,9 @@ def run_seed(args: argparse.Namespace, seed: int) -> Dict[str, Dict[str, float]]
         row["loss"] = float(history.history["loss"][-1])
         row["seconds"] = seconds
         if mining is not None:
-            row["refresh_s"] = float(sum(refresh.timings))
-            row["fallbacks"] = float(mining[0].fallbacks.numpy())
-            # Share of the final table's window entries that share the anchor's cluster.
-            neighbours = table.neighbours.numpy() if hasattr(table, "neighbours") else None
-            if neighbours is not None:
-                counts = table.counts.numpy()
-                valid = np.arange(neighbours.shape[1])[None, :] < counts[:, None]
-                same = (
-                    data.cluster[np.clip(neighbours, 0, data.num_items - 1)]
-                    == (data.cluster[:, None])
-                )
-                row["same_cluster"] = float(same[valid].mean())
+            row.update(mining_stats(mining, callbacks[0], data))
         results[strategy] = row
-        extra = "".join(
-            f" {k}={row[k]:.3f}" for k in ("refresh_s", "fallbacks", "same_cluster") if k in row
-        )
-        print(
-            f"  {strategy:18s} R@10 {row['recall@10']:.4f} R@100 {row['recall@100']:.4f} "
-            f"(head {row['head_recall@100']:.4f} tail {row['tail_recall@100']:.4f}) "
-            f"loss {row['loss']:.3f} {seconds:.0f}s{extra}",
-            flush=True,
-        )
+        print_row(strategy, row)
     return results
 
 

@@ -25,7 +25,7 @@ import tfrs_negatives as tfn
 import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
-from _towers import TwoTower, string_id_tower
+from _towers import TaskCall, TwoTower, string_id_tower
 
 
 def make_batches(batch_size: int, num_batches: int, seed: int = 0):
@@ -52,9 +52,7 @@ def two_tower(users, items, task, pass_training: bool) -> TwoTower:
         string_id_tower(users, 32),
         string_id_tower(items, 32),
         task,
-        item_key="movie_title",
-        candidate_tower=False,
-        pass_training=pass_training,
+        TaskCall(item_key="movie_title", candidate_tower=False, pass_training=pass_training),
     )
 
 

@@ -41,6 +41,7 @@ import argparse
 import math
 import resource
 import time
+from typing import Callable, NamedTuple
 
 import tfrs_negatives as tfn
 
@@ -129,7 +130,18 @@ def recall(approx: list, exact: list) -> float:
     return hits / max(1, sum(int((e >= 0).sum()) for e in exact))
 
 
-def brute_force(ids, tower, rows, table, args) -> dict:
+class Measured(NamedTuple):
+    """One catalogue measured: `[N, dim]` embeddings, their ids `np.arange(N)`, the candidate
+    tower over them (`gather_tower(table)`) and the `[A]` anchor rows mined."""
+
+    table: np.ndarray
+    ids: np.ndarray
+    tower: Callable
+    rows: np.ndarray
+
+
+def brute_force(catalogue: Measured, args) -> dict:
+    ids, tower, rows, table = catalogue.ids, catalogue.tower, catalogue.rows, catalogue.table
     miner = tfn.mining.BruteForceMiner(ids, args.min_rank, args.max_rank)
     index_time, _ = timed(miner.index, tower)
     for size in (8, 16):  # trace the search (reduce_retracing: the 2nd trace is generic)
@@ -146,8 +158,9 @@ def brute_force(ids, tower, rows, table, args) -> dict:
     }
 
 
-def scann_settings(names, ids, tower, rows, table, reference, args) -> dict:
+def scann_settings(names, catalogue: Measured, reference, args) -> dict:
     """Builds one `ScaNNMiner` per distinct setting, then times them round-robin."""
+    ids, tower, rows, table = catalogue.ids, catalogue.tower, catalogue.rows, catalogue.table
     n = len(ids)
     anchors = table[rows]
     k = min(n, args.max_rank + 1)  # what Miner.mine asks for with anchor_rows
@@ -235,8 +248,8 @@ def main() -> None:
         ids = np.arange(n)
         rows = np.random.default_rng(n).choice(n, min(n, args.anchors), replace=False)
         nbf = min(len(rows), bf_anchors[n])
-        tower = gather_tower(table)
-        bf = brute_force(ids, tower, rows[:nbf], table, args)
+        catalogue = Measured(table, ids, gather_tower(table), rows)
+        bf = brute_force(catalogue._replace(rows=rows[:nbf]), args)
         full = float((bf["counts"] == args.max_rank - args.min_rank).mean())
         print(f"\nN = {n:,}: {round(math.sqrt(n))} leaves, brute force on {nbf} anchors")
         print(
@@ -248,7 +261,7 @@ def main() -> None:
             f"{'min/srch':>8s} {'vs BF':>6s} {'win rec':>7s} {'top rec':>7s} "
             f"{'_window':>7s} {'+excl':>6s}"
         )
-        settings = scann_settings(args.configs, ids, tower, rows, table, bf, args)
+        settings = scann_settings(args.configs, catalogue, bf, args)
         for name, (measured, r) in settings.items():
             results[n, name] = r
             if measured != name:
@@ -260,7 +273,7 @@ def main() -> None:
                 f"{r['window_recall']:7.3f} {r['top_recall']:7.3f} "
                 f"{r['window_share']:7.1%} {r['excluded_share']:6.1%}"
             )
-        del table, tower, bf
+        del table, catalogue, bf
     print(
         "  (min/srch: miner / raw search throughput; _window: Miner._window item-side, +excl: "
         f"query-side with {args.excluded} excluded per anchor, as shares of the search time)"

@@ -18,7 +18,7 @@ Usage: python benchmarks/mixed_unbiasedness.py [--items 200] [--steps 400]
 
 import argparse
 import time
-from typing import Dict
+from typing import Dict, NamedTuple
 
 import tfrs_negatives as tfn
 from tfrs_negatives.negatives import FullCatalogue, InBatch, Uniform
@@ -27,6 +27,17 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 from scipy import stats
+
+
+class Sampling(NamedTuple):
+    """How each step samples: `batch` positives, `negatives` uniform draws, `seed`."""
+
+    batch: int = 128
+    negatives: int = 128
+    seed: int = 0
+
+
+DEFAULT_SAMPLING = Sampling()
 
 
 def true_logits(num_items: int, seed: int = 0) -> np.ndarray:
@@ -83,14 +94,13 @@ def positives(theta: np.ndarray, batch: int, steps: int, seed: int) -> tf.data.D
     ).batch(batch)
 
 
-def expected_gradient_error(
-    mix: str, theta: np.ndarray, batch: int, negatives: int, draws: int, seed: int = 0
-) -> float:
+def expected_gradient_error(mix: str, theta: np.ndarray, sampling: Sampling, draws: int) -> float:
     """Relative L2 error of the mean sampled gradient vs the full-softmax gradient.
 
     Evaluated at scores `theta / 2` (away from the optimum, so the gradient is
     informative); the estimator first learns from 20 batches.
     """
+    batch, negatives, seed = sampling
     n = len(theta)
     model = ScoreModel(make_task(mix, n, negatives, seed), n)
     model.item_tower.build(None)
@@ -118,10 +128,9 @@ def expected_gradient_error(
     return float(np.linalg.norm(mean - exact) / np.linalg.norm(exact))
 
 
-def recovery(
-    mix: str, theta: np.ndarray, batch: int, negatives: int, steps: int, seed: int = 0
-) -> float:
+def recovery(mix: str, theta: np.ndarray, sampling: Sampling, steps: int) -> float:
     """Spearman correlation of trained scores with `theta`."""
+    batch, negatives, seed = sampling
     n = len(theta)
     tf.keras.utils.set_random_seed(seed)
     model = ScoreModel(make_task(mix, n, negatives, seed), n)
@@ -135,20 +144,15 @@ MIXES = ("full", "inbatch_plain", "inbatch_logq", "mixed_plain", "mixed_logq", "
 
 
 def run(
-    items: int = 200,
-    batch: int = 128,
-    negatives: int = 128,
-    steps: int = 400,
-    draws: int = 300,
-    seed: int = 0,
+    items: int = 200, sampling: Sampling = DEFAULT_SAMPLING, steps: int = 400, draws: int = 300
 ) -> Dict[str, Dict[str, float]]:
     """Both measurements for every mix."""
-    theta = true_logits(items, seed)
+    theta = true_logits(items, sampling.seed)
     results = {}
     for mix in MIXES:
         results[mix] = {
-            "gradient_error": expected_gradient_error(mix, theta, batch, negatives, draws, seed),
-            "spearman": recovery(mix, theta, batch, negatives, steps, seed),
+            "gradient_error": expected_gradient_error(mix, theta, sampling, draws),
+            "spearman": recovery(mix, theta, sampling, steps),
         }
     return results
 
@@ -163,7 +167,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     start = time.perf_counter()
-    results = run(args.items, args.batch, args.negatives, args.steps, args.draws, args.seed)
+    sampling = Sampling(args.batch, args.negatives, args.seed)
+    results = run(args.items, sampling, args.steps, args.draws)
     print(
         f"catalogue of {args.items} items, batch {args.batch}, {args.negatives} uniform negatives; "
         f"gradient averaged over {args.draws} batches; recovery after {args.steps} steps"

@@ -41,7 +41,7 @@ import tfrs_negatives as tfn
 import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
-from _towers import TwoTower
+from _towers import TaskCall, TwoTower
 
 NUM_USERS = 10_000
 CELLS = (
@@ -112,8 +112,7 @@ def make_model(num_items: int, dim: int, task, num_sampled: int) -> tfrs.Model:
         tf.keras.layers.Embedding(NUM_USERS, dim),
         tf.keras.layers.Embedding(num_items, dim),
         task,
-        candidate_tower=ours,
-        pass_training=ours,
+        TaskCall(candidate_tower=ours, pass_training=ours),
     )
 
 

@@ -178,7 +178,8 @@ def run(argv: Optional[Sequence[str]] = None) -> Results:
     )
 
     genres = protocol.title_genres(args, titles) if args.item_tower != "id" else None
-    known = tfn.mining.KnownPositives(split.train_users, split.train_items)
+    data = protocol.TaskData.from_split(split)  # users, titles, training pairs (known)
+    options = protocol.HardOptions.from_flags(args, hard_window, hardest_window)
     held_out = tfn.mining.KnownPositives(split.test_users, split.test_items)
     train = training_batches(split.train_users, split.train_items, args.batch_size, args.seed)
     results: Results = {}
@@ -188,22 +189,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Results:
     finished = []
     for strategy in strategies:
         tf.keras.utils.set_random_seed(args.seed)
-        task, mining = protocol.make_task(
-            strategy,
-            users,
-            titles,
-            known,
-            split.train_users,
-            split.train_items,
-            miner_kind=args.miner,
-            num_negatives=args.num_negatives,
-            hard_count=args.hard_count,
-            hard_window=hard_window,
-            hardest_window=hardest_window,
-            hard_weight=args.hard_weight,
-            hard_sample=args.hard_sample,
-            hard_margin=args.hard_margin,
-        )
+        task, mining = protocol.make_task(strategy, data, options)
         tower = protocol.item_tower(args.item_tower, titles, genres, args.embedding_dim)
         model = protocol.HardNegativesModel(users, titles, task, args.embedding_dim, tower)
         same_start(model, split)

@@ -177,19 +177,13 @@ def test_tasks_use_the_named_sources():
     train_titles = np.array([b"a", b"c", b"b", b"f"])
     known = tfn.mining.KnownPositives(train_users, train_titles)
 
+    data = hard_negatives.TaskData(users, titles, train_users, train_titles, known)
+    options = hard_negatives.HardOptions(
+        num_negatives=4, hard_count=2, hard_window=(1, 4), hardest_window=(0, 2)
+    )
+
     def make(strategy):
-        return hard_negatives.make_task(
-            strategy,
-            users,
-            titles,
-            known,
-            train_users,
-            train_titles,
-            num_negatives=4,
-            hard_count=2,
-            hard_window=(1, 4),
-            hardest_window=(0, 2),
-        )
+        return hard_negatives.make_task(strategy, data, options)
 
     kinds = {}
     for strategy in hard_negatives.STRATEGIES:

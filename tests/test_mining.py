@@ -26,7 +26,9 @@ def _tower(table):
     return lambda ids: tf.gather(table, ids)
 
 
-def _reference_window(table, anchors, lo, hi, anchor_rows=None, excluded=None):
+def _reference_window(table, anchors, window, anchor_rows=None, excluded=None):
+    """Ranks `[lo, hi) = window` of each anchor's exact neighbours, dropped rows skipped."""
+    lo, hi = window
     out = []
     scores = anchors @ table.T
     for a, row in enumerate(scores):
@@ -48,7 +50,7 @@ def test_brute_force_item_side_window_matches_reference():
     np.testing.assert_allclose(embeddings, table)
     rows = np.arange(50)
     neighbours, counts = miner.mine(table[rows], anchor_rows=rows)
-    expected = _reference_window(table, table[rows], 3, 20, anchor_rows=rows)
+    expected = _reference_window(table, table[rows], (3, 20), anchor_rows=rows)
     assert (counts == 17).all()
     for got, want in zip(neighbours, expected):
         assert got.tolist() == want
@@ -63,7 +65,7 @@ def test_brute_force_query_side_excludes_known_positives():
     top = np.argsort(-(queries @ table.T), axis=1)
     excluded = [top[a, : a + 1] for a in range(6)]  # drop the a+1 best of query a
     neighbours, counts = miner.mine(queries, excluded=excluded)
-    expected = _reference_window(table, queries, 0, 10, excluded=excluded)
+    expected = _reference_window(table, queries, (0, 10), excluded=excluded)
     assert [n.tolist() for n in neighbours] == expected
     assert (counts == 10).all()
 
@@ -189,7 +191,7 @@ def test_excluded_rows_of_any_width_match_reference(width):
     miner = BruteForceMiner(np.arange(len(table)), min_rank=0, max_rank=10)
     miner.index(_tower(table))
     neighbours, _ = miner.mine(queries, excluded=excluded)
-    expected = _reference_window(table, queries, 0, 10, excluded=excluded)
+    expected = _reference_window(table, queries, (0, 10), excluded=excluded)
     assert [n.tolist() for n in neighbours] == expected
 
 

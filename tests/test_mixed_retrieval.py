@@ -1,5 +1,7 @@
 """`CorrectedRetrieval` with sampled sources: NumPy references of the mixture and masks."""
 
+from typing import NamedTuple, Optional
+
 import tfrs_negatives as tfn
 from tfrs_negatives.negatives import FullCatalogue, InBatch, Uniform
 
@@ -19,10 +21,22 @@ def _setup(seed=0):
     return rng, table, p_batch, frequency
 
 
-def _reference(
-    queries, table, pos, draws, p_batch, mode, in_batch=True, weights=None, correction="logq"
-):
+class Case(NamedTuple):
+    """A hand-built batch: `[B, D]` queries, the `[N, D]` item table, `[B]` positive ids,
+    `[K]` sampled ids, `[N]` batch probabilities of the items, and optional `[B + K]`
+    candidate weights (1 when `None`)."""
+
+    queries: np.ndarray
+    table: np.ndarray
+    pos: np.ndarray
+    draws: np.ndarray
+    p_batch: np.ndarray
+    weights: Optional[np.ndarray] = None
+
+
+def _reference(case, mode, in_batch=True, correction="logq"):
     """Sum over rows of the corrected softmax loss, in float64."""
+    queries, table, pos, draws, p_batch, weights = case
     b, k = len(pos), len(draws)
     ids = np.concatenate([pos, draws])
     emb = table[ids].astype(np.float64)
@@ -79,7 +93,7 @@ def test_mixture_loss_matches_numpy(mode, in_batch, jit_compile):
         candidate_ids=tf.constant(pos),
         candidate_tower=lambda ids: tf.gather(table, ids),
     )
-    expected = _reference(queries, table, pos, draws, p_batch, mode, in_batch)
+    expected = _reference(Case(queries, table, pos, draws, p_batch), mode, in_batch)
     np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-5)
 
 
@@ -105,9 +119,8 @@ def test_positive_uncorrected_variant_with_mixture(mode, in_batch):
         candidate_ids=tf.constant(pos),
         candidate_tower=lambda ids: tf.gather(table, ids),
     )
-    expected = _reference(
-        queries, table, pos, draws, p_batch, mode, in_batch, correction="positive_uncorrected"
-    )
+    case = Case(queries, table, pos, draws, p_batch)
+    expected = _reference(case, mode, in_batch, correction="positive_uncorrected")
     np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-5)
 
 
@@ -129,13 +142,13 @@ def test_active_count_and_weight_follow_their_variables():
         )
     )
     np.testing.assert_allclose(
-        step().numpy(), _reference(queries, table, pos, draws, p_batch, "keep"), rtol=1e-5
+        step().numpy(), _reference(Case(queries, table, pos, draws, p_batch), "keep"), rtol=1e-5
     )
     # Use only the first 2 draws at weight 0.5: same traced function, new values.
     source.active_count.assign(2)
     source.weight.assign(0.5)
     weights = np.array([1, 1, 1, 0.5, 0.5, 0, 0])
-    expected = _reference(queries, table, pos, draws[:2], p_batch, "keep", weights=weights[:5])
+    expected = _reference(Case(queries, table, pos, draws[:2], p_batch, weights[:5]), "keep")
     np.testing.assert_allclose(step().numpy(), expected, rtol=1e-5)
     assert step.experimental_get_tracing_count() == 1
 

@@ -1,6 +1,7 @@
 """`PopularityStratifiedRecall` against NumPy references, TFRS' FactorizedTopK and in `evaluate`."""
 
 import re
+from typing import NamedTuple, Optional, Sequence, Set
 
 import tfrs_negatives as tfn
 from tfrs_negatives.evaluation import head_items, recall_at_k
@@ -41,16 +42,28 @@ def _reference_buckets(counts, shares):
     return bucket
 
 
-def _reference(queries, items, true, item_bucket, names, ks, weights=None, seen=None):
-    """NumPy recall@k overall and per bucket; `seen[b]`: items removed for row b."""
+class Rows(NamedTuple):
+    """The evaluated rows: `[B, D]` queries, `[B]` true item ids, optional `[B]` weights
+    (1 when `None`) and `seen[b]`, the items removed for row b."""
+
+    queries: np.ndarray
+    true: np.ndarray
+    weights: Optional[np.ndarray] = None
+    seen: Optional[Sequence[Set[int]]] = None
+
+
+def _reference(rows, items, item_bucket, names, ks):
+    """NumPy recall@k of `rows` over the `[N, D]` items, overall and per bucket
+    (`item_bucket`: `[N]` bucket index into `names`)."""
+    queries, true, weights, seen = rows
     scores = queries.astype(np.float64) @ items.T.astype(np.float64)
-    rows = np.arange(len(true))
+    index = np.arange(len(true))
     competing = np.ones_like(scores, dtype=bool)
     if seen is not None:
         for row, items_seen in enumerate(seen):
             competing[row, list(items_seen)] = False
-    competing[rows, true] = False
-    ranks = ((scores > scores[rows, true][:, None]) & competing).sum(axis=1)
+    competing[index, true] = False
+    ranks = ((scores > scores[index, true][:, None]) & competing).sum(axis=1)
     weights = np.ones(len(true)) if weights is None else weights
     groups = {"": np.ones(len(true), bool)}
     groups.update({f"{name}_": item_bucket[true] == i for i, name in enumerate(names)})
@@ -145,7 +158,7 @@ def test_buckets_match_numpy(seed, buckets, names):
     shares = list(metric.bucket_shares.values())
     item_bucket = _reference_buckets(counts, shares)
     _assert_matches(
-        _values(metric), _reference(queries, items, true, item_bucket, names, ks, weights)
+        _values(metric), _reference(Rows(queries, true, weights), items, item_bucket, names, ks)
     )
     counts_seen = metric.counts()
     assert counts_seen["all"] == pytest.approx(weights.sum(), rel=1e-5)
@@ -178,10 +191,10 @@ def test_exclude_seen_matches_numpy(seed):
     names = ["head", "torso", "tail"]
     item_bucket = _reference_buckets(counts, [0.5, 0.3, 0.2])
     seen = [seen_by_user[u] for u in users]
-    want = _reference(queries, items, true, item_bucket, names, ks, weights, seen=seen)
+    want = _reference(Rows(queries, true, weights, seen), items, item_bucket, names, ks)
     _assert_matches(_values(metric), want)
     # Removing seen items only raises recall; it does change it here.
-    plain = _reference(queries, items, true, item_bucket, names, ks, weights)
+    plain = _reference(Rows(queries, true, weights), items, item_bucket, names, ks)
     assert all(want[name] >= plain[name] for name in want)
     assert any(want[name] > plain[name] for name in want)
 
@@ -332,19 +345,12 @@ def test_inside_model_evaluate(task_class):
     catalogue = model.item_tower(np.arange(N)).numpy()
     names = ["head", "torso", "tail"]
     item_bucket = _reference_buckets(counts, [0.5, 0.3, 0.2])
-    want = _reference(q, catalogue, items, item_bucket, names, ks)
+    want = _reference(Rows(q, items), catalogue, item_bucket, names, ks)
     seen_by_user = {}
     for u, i in zip(train_users, train_items):
         seen_by_user.setdefault(u, set()).add(i)
-    want_unseen = _reference(
-        q,
-        catalogue,
-        items,
-        item_bucket,
-        names,
-        ks,
-        seen=[seen_by_user.get(u, set()) for u in users],
-    )
+    seen = [seen_by_user.get(u, set()) for u in users]
+    want_unseen = _reference(Rows(q, items, seen=seen), catalogue, item_bucket, names, ks)
     for name, value in want.items():
         assert logs[f"stratified_recall/{name}"] == pytest.approx(value, abs=1e-5), name
         assert logs[f"unseen/{name}"] == pytest.approx(want_unseen[name], abs=1e-5), name
@@ -504,12 +510,8 @@ def test_float16_embeddings_are_scored_in_float32():
     metric = PopularityStratifiedRecall((np.arange(N), items16), counts, ks=(1, 10))
     metric.update_state(queries16, items16[true], true_candidate_ids=true)
     item_bucket = _reference_buckets(counts, [0.5, 0.3, 0.2])
+    rows = Rows(queries16.astype(np.float32), true)
     want = _reference(
-        queries16.astype(np.float32),
-        items16.astype(np.float32),
-        true,
-        item_bucket,
-        ["head", "torso", "tail"],
-        (1, 10),
+        rows, items16.astype(np.float32), item_bucket, ["head", "torso", "tail"], (1, 10)
     )
     _assert_matches(_values(metric), want)

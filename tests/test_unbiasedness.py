@@ -19,9 +19,14 @@ def theta(experiment):
     return experiment.true_logits(120, seed=0)
 
 
+def sampling(experiment):
+    """Batch 128, 128 uniform negatives, seed 0."""
+    return experiment.Sampling(batch=128, negatives=128, seed=0)
+
+
 def test_expected_gradient_matches_full_softmax(experiment, theta):
     def error(mix):
-        return experiment.expected_gradient_error(mix, theta, 128, 128, draws=150, seed=0)
+        return experiment.expected_gradient_error(mix, theta, sampling(experiment), draws=150)
 
     full = error("full")  # noise floor: positives are sampled too
     corrected = error("mixed_logq")
@@ -32,7 +37,7 @@ def test_expected_gradient_matches_full_softmax(experiment, theta):
 
 
 def test_corrected_mixed_recovers_true_scores(experiment, theta):
-    corrected = experiment.recovery("mixed_logq", theta, 128, 128, steps=250, seed=0)
-    uncorrected = experiment.recovery("inbatch_plain", theta, 128, 128, steps=250, seed=0)
+    corrected = experiment.recovery("mixed_logq", theta, sampling(experiment), steps=250)
+    uncorrected = experiment.recovery("inbatch_plain", theta, sampling(experiment), steps=250)
     assert corrected >= 0.9
     assert uncorrected < 0.5

@@ -17,7 +17,7 @@ __all__ = [
 ]
 
 
-def recall_at_k(
+def recall_at_k(  # noqa: PLR0913 (a configuration list, as TFRS's Retrieval)
     query_embeddings: np.ndarray,
     item_embeddings: np.ndarray,
     true_items: np.ndarray,

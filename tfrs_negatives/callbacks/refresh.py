@@ -35,7 +35,7 @@ class RefreshHardNegatives(tf.keras.callbacks.Callback):
       refresh_at_start: Mine once before the first step.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (a configuration list, as TFRS's Retrieval)
         self,
         miner: Miner,
         table: HardNegativeTable,

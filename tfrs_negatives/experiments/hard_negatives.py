@@ -17,12 +17,14 @@
 """
 
 import argparse
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+import dataclasses
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from tfrs_negatives import callbacks, negatives
 from tfrs_negatives.data import load_movielens
 from tfrs_negatives.estimators import StreamingFrequencyEstimator
 from tfrs_negatives.experiments.model import TwoTowerModel
+from tfrs_negatives.experiments.splits import Split
 from tfrs_negatives.experiments.strategies import MINERS, Mining, make_miner, parse_window
 from tfrs_negatives.mining import HardNegativeTable, KnownPositives
 from tfrs_negatives.tasks import CorrectedRetrieval
@@ -70,79 +72,109 @@ class HardNegativesModel(TwoTowerModel):
         )
 
 
-def make_task(
-    strategy: str,
-    users: np.ndarray,
-    titles: np.ndarray,
-    known: KnownPositives,
-    train_users: np.ndarray,
-    train_titles: np.ndarray,
-    miner_kind: str = "brute",
-    num_negatives: int = 1024,
-    hard_count: int = 8,
-    hard_window: Tuple[int, int] = (10, 100),
-    hardest_window: Tuple[int, int] = (0, 10),
-    hard_weight: float = 1.0,
-    hard_sample: str = "random",
-    hard_margin: Optional[float] = None,
-    seed: int = 0,
-) -> Tuple[CorrectedRetrieval, Optional[Mining]]:
-    """The retrieval task of a strategy name and its mined source (None without one).
+class TaskData(NamedTuple):
+    """What the protocol's tasks are built over.
 
-    Args:
-      strategy: One of `STRATEGIES`.
+    Attributes:
       users: `[U]` every user id (the query-side table's anchors).
       titles: `[N]` the catalogue (every title).
-      known: The training (user, title) pairs, skipped when drawing mined negatives.
       train_users, train_titles: `[n]` the training interactions (query-side mining
         drops each user's positives from its ranking).
+      known: The training (user, title) pairs, skipped when drawing mined negatives.
+    """
+
+    users: np.ndarray
+    titles: np.ndarray
+    train_users: np.ndarray
+    train_titles: np.ndarray
+    known: KnownPositives
+
+    @classmethod
+    def from_split(cls, split: Split) -> "TaskData":
+        """The split's users, catalogue and training interactions (also as known positives)."""
+        known = KnownPositives(split.train_users, split.train_items)
+        return cls(split.users, split.items, split.train_users, split.train_items, known)
+
+
+@dataclasses.dataclass(frozen=True)
+class HardOptions:
+    """The protocol's settings of the sampled and mined sources.
+
+    Attributes:
       miner_kind: `"brute"` (exact) or `"scann"`.
       num_negatives: Uniform draws per step.
       hard_count: Mined negatives per example.
-      hard_window: Rank window `[lo, hi)` of the `mixed+hard_*` runs.
+      hard_window: Rank window `[lo, hi)` of the `*+hard_*` runs.
       hardest_window: Rank window of `hardest_only`.
       hard_weight: Weight of each mined term in the softmax denominator.
       hard_sample: `"random"` within the window or its `"top"` entries.
       hard_margin: Optional NV-Retriever margin (drop mined titles scoring above
         `(1 - margin)` times the positive).
-      seed: Seed of the sampled sources' generators.
+      seed: Seed of the sampled sources' generators (the mined one's is `seed + 1`).
+    """
+
+    miner_kind: str = "brute"
+    num_negatives: int = 1024
+    hard_count: int = 8
+    hard_window: Tuple[int, int] = (10, 100)
+    hardest_window: Tuple[int, int] = (0, 10)
+    hard_weight: float = 1.0
+    hard_sample: str = "random"
+    hard_margin: Optional[float] = None
+    seed: int = 0
+
+    @classmethod
+    def from_flags(
+        cls,
+        args: argparse.Namespace,
+        hard_window: Tuple[int, int],
+        hardest_window: Tuple[int, int],
+    ) -> "HardOptions":
+        """The options of `add_flags`' flags, with the windows `checked_windows` parsed."""
+        return cls(
+            miner_kind=args.miner,
+            num_negatives=args.num_negatives,
+            hard_count=args.hard_count,
+            hard_window=hard_window,
+            hardest_window=hardest_window,
+            hard_weight=args.hard_weight,
+            hard_sample=args.hard_sample,
+            hard_margin=args.hard_margin,
+        )
+
+
+def make_task(
+    strategy: str, data: TaskData, options: Optional[HardOptions] = None
+) -> Tuple[CorrectedRetrieval, Optional[Mining]]:
+    """The retrieval task of a strategy name and its mined source (None without one).
+
+    Args:
+      strategy: One of `STRATEGIES`.
+      data: The users, catalogue and training interactions (`TaskData`).
+      options: The sources' settings (default `HardOptions()`).
 
     Raises:
       ValueError: an unknown strategy or miner.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+    options = HardOptions() if options is None else options
     if strategy == "full_softmax":  # the reference: every title, every step
         task = CorrectedRetrieval(
             frequency=StreamingFrequencyEstimator(),
-            negatives=[negatives.FullCatalogue(titles)],
+            negatives=[negatives.FullCatalogue(data.titles)],
             remove_accidental_hits=True,
         )
         return task, None
     sources: List[Any] = [negatives.InBatch()]
     if strategy.startswith("mixed"):
-        sources.append(negatives.Uniform(titles, count=num_negatives, seed=seed))
+        sources.append(
+            negatives.Uniform(data.titles, count=options.num_negatives, seed=options.seed)
+        )
     mining = None
     if strategy not in ("logq", "mixed"):
-        window = hardest_window if strategy == "hardest_only" else hard_window
-        miner = make_miner(miner_kind, titles, window)
-        side = "query" if strategy == "mixed+hard_query" else "item"
-        table = HardNegativeTable(titles if side == "item" else users, miner.window)
-        source = negatives.Mined(
-            table,
-            titles,
-            count=hard_count,
-            side=side,
-            sample=hard_sample,
-            known_positives=known,
-            margin=hard_margin,
-            weight=hard_weight,
-            seed=seed + 1,
-        )
-        mining = Mining(source, table, miner)
-        if side == "query":
-            mining.excluded = callbacks.positives_by_anchor(train_users, train_titles, table, miner)
-        sources.append(source)
+        mining = _mining(strategy, data, options)
+        sources.append(mining.source)
     task = CorrectedRetrieval(
         frequency=StreamingFrequencyEstimator(),
         negatives=sources,
@@ -152,6 +184,31 @@ def make_task(
         duplicates="mask" if mining is not None else None,
     )
     return task, mining
+
+
+def _mining(strategy: str, data: TaskData, options: HardOptions) -> Mining:
+    """The mined source of a `*hard*` strategy, its table and miner (query-side: `excluded`)."""
+    window = options.hardest_window if strategy == "hardest_only" else options.hard_window
+    miner = make_miner(options.miner_kind, data.titles, window)
+    side = "query" if strategy == "mixed+hard_query" else "item"
+    table = HardNegativeTable(data.titles if side == "item" else data.users, miner.window)
+    source = negatives.Mined(
+        table,
+        data.titles,
+        count=options.hard_count,
+        side=side,
+        sample=options.hard_sample,
+        known_positives=data.known,
+        margin=options.hard_margin,
+        weight=options.hard_weight,
+        seed=options.seed + 1,
+    )
+    mining = Mining(source, table, miner)
+    if side == "query":
+        mining.excluded = callbacks.positives_by_anchor(
+            data.train_users, data.train_titles, table, miner
+        )
+    return mining
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:

@@ -164,14 +164,25 @@ def diagnose(results: Dict[str, RunResult], k: int) -> List[str]:
     mined negatives' false-negative rate and their effect against the same mix
     without them; step-time cost.
     """
-    overall, head, tail = f"recall@{k}", f"head_recall@{k}", f"tail_recall@{k}"
-    lines = []
+    overall = f"recall@{k}"
     ranked = sorted(
         (n for n in results if _metric(results, n, overall) is not None),
         key=lambda n: -_metric(results, n, overall),
     )
     if not ranked:
         return ["No strategy produced a finite recall."]
+    lines = [_best_finding(results, ranked, overall)]
+    lines += _head_tail_findings(results, k)
+    lines += _logq_finding(results, k)
+    lines += _full_softmax_finding(results, ranked, overall)
+    lines += _false_negative_findings(results, k)
+    lines += _diagnostics_findings(results)
+    lines += _step_time_finding(results)
+    return lines
+
+
+def _best_finding(results: Dict[str, RunResult], ranked: List[str], overall: str) -> str:
+    """The best run on `overall` (`ranked` best first) and its lead over the second."""
     best = ranked[0]
     top = _metric(results, best, overall)
     line = f"Best {overall}: {best} ({top:.3f})"
@@ -182,38 +193,64 @@ def diagnose(results: Dict[str, RunResult], k: int) -> List[str]:
             line += f", level with {second} ({top:.4f} vs {runner_up:.4f})"
         else:
             line += f", {top - runner_up:.3f} ahead of {second}"
-    lines.append(line + ".")
-    for key, label in ((tail, "tail"), (head, "head")):
+    return line + "."
+
+
+def _head_tail_findings(results: Dict[str, RunResult], k: int) -> List[str]:
+    """The best and the worst run on the tail, then on the head."""
+    lines = []
+    for label in ("tail", "head"):
+        key = f"{label}_recall@{k}"
         scored = [n for n in results if _metric(results, n, key) is not None]
         if scored:
             top = max(scored, key=lambda n: _metric(results, n, key))
             low = min(scored, key=lambda n: _metric(results, n, key))
             lines.append(
-                f"Best on the {label}: {top} ({label} {overall} {_metric(results, top, key):.3f}); "
+                f"Best on the {label}: {top} ({label} recall@{k} "
+                f"{_metric(results, top, key):.3f}); "
                 f"worst: {low} ({_metric(results, low, key):.3f})."
             )
+    return lines
+
+
+def _logq_finding(results: Dict[str, RunResult], k: int) -> List[str]:
+    """What the log-Q correction did to head recall (`inbatch` against `logq`)."""
+    head = f"head_recall@{k}"
     plain, logq = _metric(results, "inbatch", head), _metric(results, "logq", head)
-    if plain is not None and logq is not None:
-        verdict = (
-            "uncorrected in-batch softmax under-scores popular items and the correction "
-            "restores them"
-            if logq > plain + 0.01
-            else "the correction did not raise head recall here"
-        )
-        lines.append(
-            f"log-Q correction moved head {overall} from {plain:.3f} (inbatch) to "
-            f"{logq:.3f} (logq): {verdict}."
-        )
+    if plain is None or logq is None:
+        return []
+    verdict = (
+        "uncorrected in-batch softmax under-scores popular items and the correction restores them"
+        if logq > plain + 0.01
+        else "the correction did not raise head recall here"
+    )
+    return [
+        f"log-Q correction moved head recall@{k} from {plain:.3f} (inbatch) to "
+        f"{logq:.3f} (logq): {verdict}."
+    ]
+
+
+def _full_softmax_finding(
+    results: Dict[str, RunResult], ranked: List[str], overall: str
+) -> List[str]:
+    """The runs within 0.005 of the full softmax (or above) and the furthest below it."""
     reference = _metric(results, "full_softmax", overall)
-    if reference is not None:
-        gaps = {n: _metric(results, n, overall) - reference for n in ranked if n != "full_softmax"}
-        close = [n for n, g in gaps.items() if g >= -0.005]
-        far = min(gaps, key=gaps.get) if gaps else None
-        text = f"Full softmax reaches {reference:.3f}; within 0.005 of it or above: "
-        text += ", ".join(close) if close else "none"
-        if far is not None:
-            text += f"; furthest below: {far} ({gaps[far]:+.3f})"
-        lines.append(text + ".")
+    if reference is None:
+        return []
+    gaps = {n: _metric(results, n, overall) - reference for n in ranked if n != "full_softmax"}
+    close = [n for n, g in gaps.items() if g >= -0.005]
+    far = min(gaps, key=gaps.get) if gaps else None
+    text = f"Full softmax reaches {reference:.3f}; within 0.005 of it or above: "
+    text += ", ".join(close) if close else "none"
+    if far is not None:
+        text += f"; furthest below: {far} ({gaps[far]:+.3f})"
+    return [text + "."]
+
+
+def _false_negative_findings(results: Dict[str, RunResult], k: int) -> List[str]:
+    """Per mined run: its false-negative rate and its effect against `mixed`."""
+    overall, tail = f"recall@{k}", f"tail_recall@{k}"
+    lines = []
     for name in results:
         rate = _metric(results, name, "false_negative_rate")
         if rate is None:
@@ -228,17 +265,21 @@ def diagnose(results: Dict[str, RunResult], k: int) -> List[str]:
             d_tail = (_metric(results, name, tail) or 0.0) - (_metric(results, base, tail) or 0.0)
             text += f"; against {base}: {overall} {d_all:+.3f}, tail {d_tail:+.3f}"
         lines.append(text + ".")
-    lines += _diagnostics_findings(results)
+    return lines
+
+
+def _step_time_finding(results: Dict[str, RunResult]) -> List[str]:
+    """The slowest run's step time against the fastest's."""
     steps = {n: _metric(results, n, "step_ms") for n in results}
     steps = {n: v for n, v in steps.items() if v is not None and v > 0}
-    if len(steps) > 1:
-        fast = min(steps, key=steps.get)
-        slow = max(steps, key=steps.get)
-        lines.append(
-            f"Step time: {slow} costs {steps[slow] / steps[fast]:.2f}x the step of {fast} "
-            f"({steps[slow]:.0f} vs {steps[fast]:.0f} ms)."
-        )
-    return lines
+    if len(steps) < 2:
+        return []
+    fast = min(steps, key=steps.get)
+    slow = max(steps, key=steps.get)
+    return [
+        f"Step time: {slow} costs {steps[slow] / steps[fast]:.2f}x the step of {fast} "
+        f"({steps[slow]:.0f} vs {steps[fast]:.0f} ms)."
+    ]
 
 
 def _diagnostics_findings(results: Dict[str, RunResult]) -> List[str]:

@@ -19,6 +19,7 @@ import numpy as np
 
 EXPORT_INDEXES = ("exact", "scann")
 NUM_QUERIES = 3
+TOP_K = 10  # candidates printed per query (at most the catalogue's size)
 
 
 def add_export_flags(parser: argparse.ArgumentParser) -> None:
@@ -61,9 +62,8 @@ def export_and_query(
     models: Mapping[str, Any],
     query_ids: Sequence[Any],
     candidates: Sequence[Any],
-    k: int = 10,
 ) -> Optional[Dict[str, Any]]:
-    """Exports the best run and prints its top-k for `NUM_QUERIES` queries, from a new process.
+    """Exports the best run; a new process prints its top `TOP_K` for `NUM_QUERIES` queries.
 
     Args:
       args: Parsed flags with `export_dir` and `export_index` (`add_export_flags`).
@@ -73,7 +73,6 @@ def export_and_query(
         and `item_tower` (candidate ids -> embeddings).
       query_ids: Query ids to pick the queried ones from (the first distinct ones).
       candidates: `[N]` candidate ids (the catalogue the item tower embeds).
-      k: Candidates per query (at most `N`).
 
     Returns:
       None when `--export_dir=''`; else `{"run", "path", "queries", "top"}` with
@@ -89,7 +88,7 @@ def export_and_query(
     path = args.export_dir or os.path.join(
         tempfile.mkdtemp(prefix="tfrs_negatives_export_"), "retrieval"
     )
-    k = min(int(k), len(candidates))
+    k = min(TOP_K, len(candidates))
     save_retrieval(
         model.query_tower,
         np.asarray(candidates),

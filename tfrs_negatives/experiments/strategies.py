@@ -227,32 +227,62 @@ def make_strategy(name: str, split: Split, options: StrategyOptions) -> Strategy
     """
     if name not in STRATEGIES:
         raise ValueError(f"--strategies: unknown {name!r}; choose from {list(STRATEGIES)}")
-    items, k = split.items, options.num_negatives
+    items = split.items
     if name == "inbatch":
         return Strategy(name, tfrs.tasks.Retrieval(), None, {"inbatch": -1})
     if name == "full_softmax":
         task = CorrectedRetrieval(negatives=[negatives.FullCatalogue(items, name="full_catalogue")])
         return Strategy(name, task, None, {"full_catalogue": len(items)})
+    counts, window = _source_counts(name, options)
+    _check_sampled_counts(counts, len(items))
+    sources = _sampled_sources(counts, split, options)
+    mining = None
+    if "hard" in counts:
+        mining = _mined(split, counts["hard"], window, options)
+        sources.append(mining.source)
+    task = CorrectedRetrieval(
+        frequency=StreamingFrequencyEstimator() if "inbatch" in counts else None,
+        negatives=sources,
+        remove_accidental_hits=True,
+        # Mined runs count each distinct candidate once, corrected by its inclusion
+        # probability (the default with sampled sources; also without them).
+        duplicates="mask" if mining is not None else None,
+    )
+    return Strategy(name, task, mining, counts)
+
+
+def _source_counts(name: str, options: StrategyOptions) -> Tuple[Dict[str, int], Tuple[int, int]]:
+    """`({source: count}, mined window)` of a named strategy other than `inbatch` and
+    `full_softmax` (`inbatch`'s count is -1: the batch's other positives)."""
+    k = options.num_negatives
     if name == "mix":
         if options.mix is None:
             raise ValueError("the `mix` strategy needs --mix, e.g. inbatch=1,uniform=0.9,hard=0.1")
-        counts = mix_counts(options.mix, k)
-        window = options.hard_window
-    else:
-        counts = {"inbatch": -1}
-        if name in ("mixed", "hard", "hardest"):
-            counts["uniform"] = k
-        if name == "popularity":
-            counts["popularity"] = k
-        if name in ("hard", "hardest"):
-            counts["hard"] = options.hard_count
-        window = options.hardest_window if name == "hardest" else options.hard_window
+        return mix_counts(options.mix, k), options.hard_window
+    counts = {"inbatch": -1}
+    if name in ("mixed", "hard", "hardest"):
+        counts["uniform"] = k
+    if name == "popularity":
+        counts["popularity"] = k
+    if name in ("hard", "hardest"):
+        counts["hard"] = options.hard_count
+    window = options.hardest_window if name == "hardest" else options.hard_window
+    return counts, window
+
+
+def _check_sampled_counts(counts: Dict[str, int], num_items: int) -> None:
+    """A sampled source may not draw more candidates per step than the catalogue holds."""
     for source in ("uniform", "popularity"):
-        if source in counts and counts[source] > len(items):
+        if source in counts and counts[source] > num_items:
             raise ValueError(
                 f"{counts[source]} {source} negatives per step exceed the catalogue of "
-                f"{len(items)} items: lower --num_negatives"
+                f"{num_items} items: lower --num_negatives"
             )
+
+
+def _sampled_sources(counts: Dict[str, int], split: Split, options: StrategyOptions) -> list:
+    """The in-batch, uniform and popularity sources named in `counts`, in that order."""
+    items = split.items
     sources: list = []
     if "inbatch" in counts:
         sources.append(negatives.InBatch(name="in_batch"))
@@ -272,19 +302,7 @@ def make_strategy(name: str, split: Split, options: StrategyOptions) -> Strategy
                 name="popularity",
             )
         )
-    mining = None
-    if "hard" in counts:
-        mining = _mined(split, counts["hard"], window, options)
-        sources.append(mining.source)
-    task = CorrectedRetrieval(
-        frequency=StreamingFrequencyEstimator() if "inbatch" in counts else None,
-        negatives=sources,
-        remove_accidental_hits=True,
-        # Mined runs count each distinct candidate once, corrected by its inclusion
-        # probability (the default with sampled sources; also without them).
-        duplicates="mask" if mining is not None else None,
-    )
-    return Strategy(name, task, mining, counts)
+    return sources
 
 
 def chosen(text: str, mix: Optional[str]) -> List[str]:

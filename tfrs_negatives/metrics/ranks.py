@@ -7,7 +7,7 @@ rule as `tfrs_negatives.evaluation.true_item_ranks` (NumPy, offline), in TensorF
 so that it runs inside `tf.function`, `evaluate` and a saved model.
 """
 
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, NamedTuple, Optional, Sequence, Tuple
 
 from tfrs_negatives.metrics.catalogue_sources import CatalogueSource, id_kind, ids_to_numpy
 from tfrs_negatives.ops.ids import to_int64_ids
@@ -16,20 +16,38 @@ import numpy as np
 import tensorflow as tf
 
 
+class TrueItems(NamedTuple):
+    """Each query's true item: `[B]` its score and `[B]` its catalogue row."""
+
+    scores: tf.Tensor
+    positions: tf.Tensor
+
+
+class BatchPairs(NamedTuple):
+    """A batch's seen pairs, sorted by catalogue row: `[P]` batch rows, `[P]` catalogue rows."""
+
+    rows: tf.Tensor
+    cols: tf.Tensor
+
+
 def count_higher(
     queries: tf.Tensor,
     embeddings: tf.Tensor,
-    true_scores: tf.Tensor,
-    true_positions: tf.Tensor,
-    pair_rows: Optional[tf.Tensor],
-    pair_cols: Optional[tf.Tensor],
+    true: TrueItems,
+    seen: Optional[BatchPairs],
     chunk_size: int,
 ) -> tf.Tensor:
     """`[B]` number of catalogue items scoring strictly above each true item.
 
-    The true item itself and the query's seen items (`pair_rows`, `pair_cols`:
-    batch row and catalogue row of each seen pair, sorted by catalogue row) do not
-    count. Scores `[B, chunk_size]` are computed one catalogue chunk at a time.
+    The true item itself and the query's seen items (`seen`, from `SeenPairs.pairs`) do
+    not count. Scores `[B, chunk_size]` are computed one catalogue chunk at a time.
+
+    Args:
+      queries: `[B, D]` float32 query embeddings.
+      embeddings: `[N, D]` float32 catalogue embeddings.
+      true: The true items' scores and catalogue rows (`[B]` each).
+      seen: Optional, the batch's seen pairs.
+      chunk_size: Catalogue rows scored at a time.
     """
     num_items = tf.shape(embeddings)[0]
     num_queries = tf.shape(queries)[0]
@@ -41,14 +59,14 @@ def count_higher(
         scores = tf.matmul(queries, embeddings[start : start + size], transpose_b=True)
         columns = tf.range(start, start + size)
         beats = tf.logical_and(
-            scores > true_scores[:, None],
-            tf.not_equal(columns[None, :], true_positions[:, None]),
+            scores > true.scores[:, None],
+            tf.not_equal(columns[None, :], true.positions[:, None]),
         )
         count = tf.reduce_sum(tf.cast(beats, tf.int32), axis=1)
-        if pair_cols is not None:
-            bounds = tf.searchsorted(pair_cols, tf.stack([start, start + size]), side="left")
-            rows = pair_rows[bounds[0] : bounds[1]]
-            cols = pair_cols[bounds[0] : bounds[1]] - start
+        if seen is not None:
+            bounds = tf.searchsorted(seen.cols, tf.stack([start, start + size]), side="left")
+            rows = seen.rows[bounds[0] : bounds[1]]
+            cols = seen.cols[bounds[0] : bounds[1]] - start
             seen_beats = tf.gather_nd(beats, tf.stack([rows, cols], axis=1))
             count -= tf.math.unsorted_segment_sum(tf.cast(seen_beats, tf.int32), rows, num_queries)
         return i + 1, higher + count
@@ -84,7 +102,7 @@ class SeenPairs:
             tf.constant(pairs[:, 1].astype(np.int32)), tf.constant(splits)
         )
 
-    def pairs(self, query_ids: Any, num_queries: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    def pairs(self, query_ids: Any, num_queries: tf.Tensor) -> BatchPairs:
         """Batch rows and catalogue rows of the batch's seen pairs, sorted by catalogue row."""
         query_ids = tf.convert_to_tensor(query_ids)
         if id_kind(query_ids.dtype) != self.query_kind:
@@ -101,7 +119,7 @@ class SeenPairs:
         rows = tf.cast(selected.value_rowids(), tf.int32)
         cols = selected.flat_values
         order = tf.argsort(cols, stable=True)
-        return tf.gather(rows, order), tf.gather(cols, order)
+        return BatchPairs(tf.gather(rows, order), tf.gather(cols, order))
 
 
 def read_pairs(exclude_seen: Any, source: CatalogueSource):

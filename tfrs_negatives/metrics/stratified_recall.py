@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 from tfrs_negatives.metrics.catalogue_sources import aligned_counts, catalogue_source, plain_values
 from tfrs_negatives.metrics.ranks import (
     SeenPairs,
+    TrueItems,
     check_chunk_size,
     check_ks,
     check_per_query,
@@ -107,7 +108,7 @@ class PopularityStratifiedRecall(tfrs.metrics.Factorized):
     the metric again with the same arguments.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (a configuration list, as TFRS's Retrieval)
         self,
         candidates: Any,
         item_counts: Union[ArrayLike, Mapping[Any, float]],
@@ -239,13 +240,11 @@ class PopularityStratifiedRecall(tfrs.metrics.Factorized):
         position = self._source.positions(true_ids)
         found = position >= 0
         true_embeddings = tf.gather(embeddings, tf.maximum(position, 0))
-        true_scores = tf.reduce_sum(queries * true_embeddings, axis=1)
-        pair_rows = pair_cols = None
+        true = TrueItems(tf.reduce_sum(queries * true_embeddings, axis=1), position)
+        seen = None
         if self._seen is not None:
-            pair_rows, pair_cols = self._seen.pairs(query_ids, tf.shape(queries)[0])
-        ranks = count_higher(
-            queries, embeddings, true_scores, position, pair_rows, pair_cols, self._chunk_size
-        )
+            seen = self._seen.pairs(query_ids, tf.shape(queries)[0])
+        ranks = count_higher(queries, embeddings, true, seen, self._chunk_size)
         bucket = tf.where(found, tf.gather(self._item_bucket, tf.maximum(position, 0)), -1)
         return self._update_recalls(ranks, found, bucket, weights)
 

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 
-def false_negative_rate_by_rank(
+def false_negative_rate_by_rank(  # noqa: PLR0913 (a configuration list, as TFRS's Retrieval)
     table: HardNegativeTable,
     catalogue: Catalogue,
     anchor_ids: Any,

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 
-def impression_table(
+def impression_table(  # noqa: PLR0913 (a configuration list, as TFRS's Retrieval)
     query_ids: Any,
     item_ids: Any,
     engaged: Any,

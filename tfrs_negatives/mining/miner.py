@@ -32,7 +32,7 @@ class Miner:
       progress: Show a progress bar while indexing and mining.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (a configuration list, as TFRS's Retrieval)
         self,
         catalogue,
         search,

@@ -33,7 +33,7 @@ class ContentItemTower(tf.keras.layers.Layer):
       `[...]` string ids -> `[..., dim]` float32 embeddings.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (a configuration list, as TFRS's Retrieval)
         self,
         ids: Any,
         texts: Optional[Any] = None,
