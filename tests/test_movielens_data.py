@@ -69,14 +69,15 @@ def _rows(dataset) -> list:
     return [{k: plain(v) for k, v in row.items()} for row in dataset.as_numpy_iterator()]
 
 
-def _user(uid, gender, bucket, raw_age, label, text, zip_code):
+def _user(uid, gender, age, occupation, zip_code):
+    """tfds' user features; `age` is (bucket, raw age), `occupation` (label, text)."""
     return {
         "user_id": uid,
         "user_gender": gender,
-        "bucketized_user_age": bucket,
-        "raw_user_age": raw_age,
-        "user_occupation_label": label,
-        "user_occupation_text": text,
+        "bucketized_user_age": age[0],
+        "raw_user_age": age[1],
+        "user_occupation_label": occupation[0],
+        "user_occupation_text": occupation[1],
         "user_zip_code": zip_code,
     }
 
@@ -92,10 +93,10 @@ MIS = {
 }
 UNK = {"movie_id": b"3", "movie_title": b"unknown", "movie_genres": [17]}
 NOG = {"movie_id": b"4", "movie_title": b"No Genre (1990)", "movie_genres": []}
-U1 = _user(b"1", True, 18.0, 24.0, 18, b"technician", b"85711")
-U2 = _user(b"2", False, 50.0, 53.0, 11, b"other", b"94043")
-U3 = _user(b"3", False, 1.0, 17.0, 11, b"none", b"T8H1N")
-U4 = _user(b"4", True, 56.0, 56.0, 2, b"administrator", b"01234")
+U1 = _user(b"1", True, (18.0, 24.0), (18, b"technician"), b"85711")
+U2 = _user(b"2", False, (50.0, 53.0), (11, b"other"), b"94043")
+U3 = _user(b"3", False, (1.0, 17.0), (11, b"none"), b"T8H1N")
+U4 = _user(b"4", True, (56.0, 56.0), (2, b"administrator"), b"01234")
 
 
 def test_local_100k_ratings_values(ml_100k):

@@ -162,6 +162,38 @@ def _output_dir(path: str) -> str:
 def run(argv: Optional[Sequence[str]] = None) -> Dict[str, RunResult]:
     """Runs the comparison; returns `{strategy: RunResult}`. Raises UsageError on bad input."""
     args = parser().parse_args(argv)
+    names, strategy_options, ks = _checked_flags(args)
+    output_dir = _output_dir(args.output_dir)
+    interactions, split = _loaded_split(args, ks)
+    strategies = _strategies(names, split, strategy_options, args.full_softmax_max_items)
+    label = interactions.source + (" [SYNTHETIC DATA]" if interactions.synthetic else "")
+    print(
+        f"data: {label}; {len(split.train_users)} train / {len(split.test_users)} test "
+        f"interactions, {len(split.users)} users, {len(split.items)} items "
+        f"({int(split.head.sum())} head items hold half the training interactions)"
+    )
+    start = time.perf_counter()
+    results = _train_all(strategies, split, args, ks)
+    elapsed = time.perf_counter() - start
+    diagnosis = diagnose(results, max(ks))
+    _print_report(results, diagnosis, ks, args, f"{label}, {elapsed:.0f} s in all")
+    header = {
+        "dataset": interactions.source,
+        "synthetic": interactions.synthetic,
+        "notice": interactions.notice,
+        "num_users": int(len(split.users)),
+        "num_items": int(len(split.items)),
+        "num_train": int(len(split.train_users)),
+        "num_test": int(len(split.test_users)),
+        "arguments": vars(args),
+        "seconds": elapsed,
+    }
+    _write_outputs(output_dir, header, results, diagnosis, max(ks))
+    return results
+
+
+def _checked_flags(args: argparse.Namespace) -> Tuple[List[str], StrategyOptions, List[int]]:
+    """`(strategy names, StrategyOptions, ks)` from the flags, or a UsageError."""
     try:
         names = chosen(args.strategies, args.mix)
         mix = parse_mix(args.mix) if args.mix else None
@@ -176,8 +208,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, RunResult]:
         "num_negatives",
         "hard_count",
     )
-    ks = _ks(args.ks)
-    strategy_options = StrategyOptions(
+    options = StrategyOptions(
         num_negatives=args.num_negatives,
         hard_count=args.hard_count,
         hard_window=_window(args.hard_window, "--hard_window"),
@@ -186,7 +217,11 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, RunResult]:
         mix=mix,
         progress=not args.quiet,
     )
-    output_dir = _output_dir(args.output_dir)
+    return names, options, _ks(args.ks)
+
+
+def _loaded_split(args: argparse.Namespace, ks: List[int]):
+    """`(interactions, split)` of the chosen data, or a UsageError."""
     synthetic = SyntheticConfig(
         num_users=args.synthetic_users,
         num_items=args.synthetic_items,
@@ -206,26 +241,29 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, RunResult]:
         raise UsageError(f"{interactions.source}: {err}") from None
     if max(ks) > len(split.items):
         raise UsageError(f"--ks: k={max(ks)} exceeds the catalogue of {len(split.items)} items")
-    if "full_softmax" in names and len(split.items) > args.full_softmax_max_items:
+    return interactions, split
+
+
+def _strategies(names: List[str], split, options: StrategyOptions, full_softmax_max: int) -> list:
+    """Every strategy's task, built (and checked) before any training."""
+    if "full_softmax" in names and len(split.items) > full_softmax_max:
         print(
             f"note: skipping full_softmax: {len(split.items)} items exceed "
-            f"--full_softmax_max_items {args.full_softmax_max_items}",
+            f"--full_softmax_max_items {full_softmax_max}",
             file=sys.stderr,
         )
-        names.remove("full_softmax")
+        names = [name for name in names if name != "full_softmax"]
     strategies = []
-    for name in names:  # every task is built (and checked) before any training
+    for name in names:
         try:
-            strategies.append(make_strategy(name, split, strategy_options))
+            strategies.append(make_strategy(name, split, options))
         except ValueError as err:
             raise UsageError(f"{name}: {err}") from None
-    label = interactions.source + (" [SYNTHETIC DATA]" if interactions.synthetic else "")
-    print(
-        f"data: {label}; {len(split.train_users)} train / {len(split.test_users)} test "
-        f"interactions, {len(split.users)} users, {len(split.items)} items "
-        f"({int(split.head.sum())} head items hold half the training interactions)"
-    )
-    options = TrainingOptions(
+    return strategies
+
+
+def _training_options(args: argparse.Namespace, ks: List[int]) -> TrainingOptions:
+    return TrainingOptions(
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
@@ -240,11 +278,15 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, RunResult]:
         seed=args.seed,
         exclude_seen=args.exclude_seen,
     )
+
+
+def _train_all(strategies: list, split, args: argparse.Namespace, ks: List[int]) -> dict:
+    """Trains and evaluates every strategy from the same initial weights."""
+    options = _training_options(args, ks)
     train = training_batches(split.train_users, split.train_items, args.batch_size, args.seed)
     results: Dict[str, RunResult] = {}
     trained = []
     initial = None
-    start = time.perf_counter()
     for i, strategy in enumerate(strategies):
         counts = ", ".join(
             f"{source} {'B-1' if n < 0 else n}" for source, n in strategy.counts.items()
@@ -255,16 +297,16 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, RunResult]:
         # Every run's model stays alive until the end: a later run's objects must not
         # reuse a freed one's id (autograph caches converted methods by object).
         trained.append(model)
-    elapsed = time.perf_counter() - start
+    return results
 
-    rows = table_rows(results, ks)
-    diagnosis = diagnose(results, max(ks))
+
+def _print_report(results: dict, diagnosis: list, ks: List[int], args, title: str) -> None:
+    """The table, the negatives' table and the diagnosis; `title` is `"<label>, <n> s in all"`."""
     print()
     protocol = ", training items excluded from rankings" if args.exclude_seen else ""
-    print(
-        f"{label}, {args.epochs} epochs, batch {args.batch_size}{protocol}, {elapsed:.0f} s in all"
-    )
-    print(format_table(rows))
+    label, seconds = title.rsplit(", ", 1)
+    print(f"{label}, {args.epochs} epochs, batch {args.batch_size}{protocol}, {seconds}")
+    print(format_table(table_rows(results, ks)))
     negative_rows = diagnostics_rows(results)
     if negative_rows:
         print("\nNegatives (last epoch, per step):")
@@ -272,26 +314,19 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, RunResult]:
     print("\nDiagnosis:")
     for line in diagnosis:
         print(f"- {line}")
+
+
+def _write_outputs(output_dir: str, header: dict, results: dict, diagnosis: list, k: int):
+    """results.json, results.csv and recall.png (recall@`k` by decile) in `output_dir`."""
     paths = {
         name: os.path.join(output_dir, name)
         for name in ("results.json", "results.csv", "recall.png")
     }
-    header = {
-        "dataset": interactions.source,
-        "synthetic": interactions.synthetic,
-        "notice": interactions.notice,
-        "num_users": int(len(split.users)),
-        "num_items": int(len(split.items)),
-        "num_train": int(len(split.train_users)),
-        "num_test": int(len(split.test_users)),
-        "arguments": vars(args),
-        "seconds": elapsed,
-    }
     write_json(paths["results.json"], header, results, diagnosis)
     write_csv(paths["results.csv"], results)
-    draw(paths["recall.png"], results, max(ks), f"{label}: {', '.join(results)}")
+    label = header["dataset"] + (" [SYNTHETIC DATA]" if header["synthetic"] else "")
+    draw(paths["recall.png"], results, k, f"{label}: {', '.join(results)}")
     print("\nwrote " + ", ".join(paths.values()))
-    return results
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

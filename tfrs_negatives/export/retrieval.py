@@ -8,7 +8,7 @@ candidates.
 
 import contextlib
 import os
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, NamedTuple, Optional, Tuple
 
 from tfrs_negatives.export.atomic_write import write_atomically
 from tfrs_negatives.export.scann_index import ScaNNIndex
@@ -28,7 +28,7 @@ EMPTY_STRING_ID = ""
 EMPTY_INT_ID = -1
 
 
-def save_retrieval(
+def save_retrieval(  # noqa: PLR0913 (a configuration list, as TFRS's Retrieval)
     query_tower: tf.keras.layers.Layer,
     candidates: Any,
     path: str,
@@ -130,7 +130,7 @@ def save_retrieval(
     layer = _index_layer(index, k, options)
     layer.index(tf.constant(embeddings))
     layer(tf.zeros([1, dim], tf.float32), k=k)  # ScaNN must be called once before saving
-    module = _RetrievalModule(query_tower, layer, ids, k, dim, exclude, single)
+    module = _RetrievalModule(query_tower, layer, ids, _Serving(k, dim, exclude, single))
     serve = tf.function(module.retrieve, input_signature=[signature], autograph=False)
     module.serve = serve
     concrete = serve.get_concrete_function()  # traces: checks the query tower's output
@@ -192,10 +192,20 @@ def _global_policy(name: str) -> Iterator[None]:
         tf.keras.mixed_precision.set_global_policy(previous)
 
 
+class _Serving(NamedTuple):
+    """How the export serves: top `k`, embedding `dim`, an `exclude` input, one tensor input."""
+
+    k: int
+    dim: int
+    exclude: bool
+    single: bool
+
+
 class _RetrievalModule(tf.Module):
     """What is saved: the query tower, the index, the candidate ids (and their keys)."""
 
-    def __init__(self, query_tower, layer, ids, k, dim, exclude, single):
+    def __init__(self, query_tower, layer, ids, serving: _Serving):
+        k, dim, exclude, single = serving
         super().__init__(name="retrieval")
         self.query_tower = query_tower
         self.index = layer

@@ -74,7 +74,7 @@ class ScaNNSearch:
       threads: Threads for building (0: ScaNN's default).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (a configuration list, as TFRS's Retrieval)
         self,
         num_leaves: Optional[int] = None,
         leaves_to_search: Optional[int] = None,

@@ -32,7 +32,7 @@ class KnownPositives(tf.Module):
         kind that contradicts the ids.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (a configuration list, as TFRS's Retrieval)
         self,
         query_ids: Any = None,
         item_ids: Any = None,

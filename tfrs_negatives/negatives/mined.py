@@ -46,7 +46,7 @@ class Mined(NegativeSource):
 
     per_row = True
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (a configuration list, as TFRS's Retrieval)
         self,
         table: HardNegativeTable,
         catalogue: Any,

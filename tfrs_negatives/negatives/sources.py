@@ -269,7 +269,7 @@ class Popularity(_CatalogueSource):
         `refresh_every_n_steps < 1`.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (a configuration list, as TFRS's Retrieval)
         self,
         catalogue: Any,
         count: int,
