@@ -12,6 +12,26 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+#: Users of the synthetic id batches (`zipf_id_batches`).
+NUM_USERS = 10_000
+
+
+def zipf_id_batches(num_items: int, batch_size: int, num_batches: int, seed: int = 0) -> list:
+    """`num_batches` batches of int64 `user_id` (uniform over `NUM_USERS`) and `item_id`.
+
+    Items are drawn with Zipf(1.0) popularity over a random permutation of `0..N-1`.
+    """
+    rng = np.random.default_rng(seed)
+    cdf = np.cumsum(1.0 / np.arange(1, num_items + 1))
+    cdf /= cdf[-1]
+    rank_to_item = rng.permutation(num_items).astype(np.int64)
+    batches = []
+    for _ in range(num_batches):
+        ranks = np.minimum(np.searchsorted(cdf, rng.random(batch_size)), num_items - 1)
+        users = rng.integers(0, NUM_USERS, batch_size, dtype=np.int64)
+        batches.append({"user_id": tf.constant(users), "item_id": tf.constant(rank_to_item[ranks])})
+    return batches
+
 
 def string_id_tower(vocabulary: np.ndarray, dim: int) -> tf.keras.Sequential:
     """`StringLookup` + `Embedding` (the TFRS tutorial's): `[B]` string ids -> `[B, dim]`."""

@@ -37,28 +37,9 @@ import tfrs_negatives as tfn
 
 import numpy as np
 import tensorflow as tf
-from _towers import TwoTower
+from _towers import NUM_USERS, TwoTower, zipf_id_batches
 
-NUM_USERS = 10_000
 STRATEGIES = ("in_batch", "in_batch+uniform", "full_softmax")
-
-
-def make_batches(num_items: int, batch_size: int, num_batches: int, seed: int = 0):
-    """`num_batches` batches of int64 user and item ids; items Zipf(1.0) over a permutation."""
-    rng = np.random.default_rng(seed)
-    cdf = np.cumsum(1.0 / np.arange(1, num_items + 1))
-    cdf /= cdf[-1]
-    rank_to_item = rng.permutation(num_items).astype(np.int64)
-    batches = []
-    for _ in range(num_batches):
-        ranks = np.minimum(np.searchsorted(cdf, rng.random(batch_size)), num_items - 1)
-        batches.append(
-            {
-                "user_id": tf.constant(rng.integers(0, NUM_USERS, batch_size, dtype=np.int64)),
-                "item_id": tf.constant(rank_to_item[ranks]),
-            }
-        )
-    return batches
 
 
 def make_task(strategy: str, catalogue, args) -> tfn.CorrectedRetrieval:
@@ -96,7 +77,7 @@ def build_cells(sizes, args) -> dict:
     """`{(N, strategy): (train step, batches)}` for every size and every strategy that fits."""
     cells = {}
     for n in sizes:
-        batches = make_batches(n, args.batch_size, args.num_batches, seed=n)
+        batches = zipf_id_batches(n, args.batch_size, args.num_batches, seed=n)
         catalogue = tfn.negatives.Catalogue(np.arange(n, dtype=np.int64))
         for strategy in STRATEGIES:
             if strategy == "full_softmax" and full_softmax_too_big(n, args):

@@ -41,9 +41,8 @@ import tfrs_negatives as tfn
 import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
-from _towers import TaskCall, TwoTower
+from _towers import NUM_USERS, TaskCall, TwoTower, zipf_id_batches
 
-NUM_USERS = 10_000
 CELLS = (
     "tf_core",
     "ours",
@@ -58,20 +57,6 @@ PAIRS = (
     ("ours_inbatch+uniform", "tfrs_inbatch", ""),
     ("ours_check_finite", "ours", " (cost of check_finite=True)"),
 )
-
-
-def make_batches(num_items: int, batch_size: int, num_batches: int, seed: int = 0):
-    """Batches of int64 user and item ids; items Zipf(1.0) over a random permutation."""
-    rng = np.random.default_rng(seed)
-    cdf = np.cumsum(1.0 / np.arange(1, num_items + 1))
-    cdf /= cdf[-1]
-    rank_to_item = rng.permutation(num_items).astype(np.int64)
-    batches = []
-    for _ in range(num_batches):
-        ranks = np.minimum(np.searchsorted(cdf, rng.random(batch_size)), num_items - 1)
-        users = rng.integers(0, NUM_USERS, batch_size, dtype=np.int64)
-        batches.append({"user_id": tf.constant(users), "item_id": tf.constant(rank_to_item[ranks])})
-    return batches
 
 
 class TFCoreSampledSoftmax(tfrs.Model):
@@ -140,7 +125,7 @@ def build_cells(args) -> dict:
     """`{(N, cell): (train step, batches)}`."""
     cells = {}
     for n in args.sizes:
-        batches = make_batches(n, args.batch_size, args.num_batches, seed=n)
+        batches = zipf_id_batches(n, args.batch_size, args.num_batches, seed=n)
         catalogue = tfn.negatives.Catalogue(np.arange(n, dtype=np.int64))
         for cell in CELLS:
             model = make_model(n, args.dim, make_task(cell, catalogue, args), args.num_sampled)
