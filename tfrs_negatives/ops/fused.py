@@ -6,7 +6,7 @@ loss and as much again for the statistics, measured in
 a step share one compiled computation: one compilation per batch shape, not two.
 """
 
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 from tfrs_negatives.ops.correction import CorrectionInputs
 from tfrs_negatives.ops.diagnostics import (
@@ -20,19 +20,21 @@ import tensorflow as tf
 
 
 def _loss_gradient_statistics(
-    scores: tf.Tensor,
+    blocks: Tuple[tf.Tensor, ...],
     inputs: CorrectionInputs,
     sample_weight: Optional[tf.Tensor],
     choice: LossChoice,
     request: Optional[StatisticsRequest],
 ):
+    """Loss, its gradient with respect to each column block, and the statistics."""
     with tf.GradientTape() as tape:
-        tape.watch(scores)
+        tape.watch(blocks)
+        scores = blocks[0] if len(blocks) == 1 else tf.concat(blocks, 1)
         value = retrieval_loss(scores, inputs, sample_weight, choice)
-    gradient = tape.gradient(value, scores)
+    gradients = tape.gradient(value, list(blocks))
     if request is None:
-        return value, gradient, None
-    return value, gradient, statistics_of_rows(scores, inputs, request)
+        return value, gradients, None
+    return value, gradients, statistics_of_rows(scores, inputs, request)
 
 
 # No autograph: the function's control flow is Python's over static values, and
@@ -43,7 +45,7 @@ _compiled = tf.function(
 
 
 def fused_loss_and_statistics(
-    scores: tf.Tensor,
+    scores: Union[tf.Tensor, Sequence[tf.Tensor]],
     inputs: CorrectionInputs,
     sample_weight: Optional[tf.Tensor] = None,
     choice: Optional[LossChoice] = None,
@@ -59,7 +61,10 @@ def fused_loss_and_statistics(
     gradient flows through the statistics.
 
     Args:
-      scores: `[B, N]` float32 logits.
+      scores: `[B, N]` float32 logits, or their column blocks (`[B, n_k]` each,
+        `sum n_k = N`, e.g. each row's positive and the shared draws): blocks are
+        joined inside the compiled computation, so neither the join nor the split
+        of its gradient is a pass of its own.
       inputs, sample_weight, choice: As `retrieval_loss`.
       request: Optional `StatisticsRequest` (`tfrs_negatives.ops.diagnostics`); None:
         no statistics.
@@ -67,17 +72,30 @@ def fused_loss_and_statistics(
     Returns:
       `(scalar float32 loss, NegativeStatistics or None)`.
     """
+    blocks = tuple(scores) if isinstance(scores, (list, tuple)) else (scores,)
+    choice = choice or LossChoice()
     found = {}
     if request is not None:
         request = request._replace(row_stride=int(request.row_stride))
 
     @tf.custom_gradient
-    def run(logits: tf.Tensor):
-        value, gradient, statistics = _compiled(logits, inputs, sample_weight, choice, request)
+    def run(*pieces: tf.Tensor):
+        value, gradients, statistics = _compiled(pieces, inputs, sample_weight, choice, request)
         found["statistics"] = statistics
-        return value, lambda upstream: upstream * gradient
 
-    return run(scores), found["statistics"]
+        def backward(upstream: tf.Tensor):
+            return [_scaled(gradient, upstream) for gradient in gradients]
+
+        return value, backward
+
+    return run(*blocks), found["statistics"]
+
+
+def _scaled(gradient: tf.Tensor, upstream: tf.Tensor) -> tf.Tensor:
+    """`upstream * gradient`, skipping the `[B, N]` pass when `upstream` is 1 (the usual case)."""
+    return tf.cond(
+        tf.equal(upstream, 1.0), lambda: tf.identity(gradient), lambda: upstream * gradient
+    )
 
 
 def fused_retrieval_loss(
@@ -92,7 +110,7 @@ def fused_retrieval_loss(
     pass per operation (measured in `benchmarks/logq_step_time.py`).
 
     Args:
-      scores: `[B, N]` float32 logits.
+      scores: `[B, N]` float32 logits (or column blocks: see `fused_loss_and_statistics`).
       inputs, sample_weight, choice: As `retrieval_loss`.
 
     Returns:

@@ -1,6 +1,6 @@
 """The candidate columns of a step: the batch's, then each source's draws, with their masks."""
 
-from typing import Callable, NamedTuple, Optional, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence, Tuple
 
 from tfrs_negatives import ops
 from tfrs_negatives.negatives.sources import NegativeSource
@@ -102,22 +102,30 @@ def draw_columns(
     )
 
 
-def column_scores(query_embeddings: tf.Tensor, given: tf.Tensor, columns: Columns) -> tf.Tensor:
-    """`[B, N]` float32 scores of the columns (max over heads for `[B, H, D]` queries).
+def column_scores(
+    query_embeddings: tf.Tensor, given: tf.Tensor, columns: Columns
+) -> Tuple[tf.Tensor, ...]:
+    """The columns' float32 scores as column blocks (max over heads for `[B, H, D]` queries).
 
-    Without in-batch negatives column 0 is each row's score with its own positive
-    (`given[:B]`), a row-wise product.
+    `([B, N],)` in the TFRS layout; without in-batch negatives `([B, 1], [B, K])`:
+    each row's score with its own positive (`given[:B]`, a row-wise product), then
+    the shared draws'. The blocks are joined where needed (inside the fused loss).
     """
     queries = tf.cast(query_embeddings, tf.float32)
     shared = _dot_scores(queries, columns.embeddings)
     if not columns.positive_first:
-        return shared
+        return (shared,)
     positives = tf.cast(given[: tf.shape(queries)[0]], tf.float32)
     if queries.shape.rank == 3:
         own = tf.reduce_max(tf.einsum("bhd,bd->bh", queries, positives), axis=1)
     else:
         own = tf.reduce_sum(queries * positives, axis=1)
-    return tf.concat([own[:, None], shared], 1)
+    return (own[:, None], shared)
+
+
+def joined(blocks: Sequence[tf.Tensor]) -> tf.Tensor:
+    """`[B, N]` scores of column blocks."""
+    return blocks[0] if len(blocks) == 1 else tf.concat(list(blocks), 1)
 
 
 def _dot_scores(queries: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:

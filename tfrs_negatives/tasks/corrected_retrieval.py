@@ -18,6 +18,7 @@ from tfrs_negatives.tasks.columns import (
     distinct_counts,
     draw_columns,
     draw_row_columns,
+    joined,
     mixture_probabilities,
     row_exclusions,
 )
@@ -389,9 +390,15 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
     def _logit_inputs(
         self, batch: Batch, columns: Columns
     ) -> Tuple[tf.Tensor, ops.CorrectionInputs, Optional[RowColumns]]:
-        """`(scores [B, N], CorrectionInputs, mined RowColumns or None)` of the step."""
-        raw_scores = column_scores(batch.queries, batch.candidates, columns)
-        scores = raw_scores if self._temperature is None else raw_scores / self._temperature
+        """`(scores, CorrectionInputs, mined RowColumns or None)` of the step.
+
+        The scores are column blocks (`[B, n_k]`, joined they are `[B, N]`), so the
+        positives' column of sampled softmax is never concatenated outside the fused loss.
+        """
+        raw_blocks = column_scores(batch.queries, batch.candidates, columns)
+        scores = raw_blocks
+        if self._temperature is not None:
+            scores = tuple(block / self._temperature for block in raw_blocks)
         probabilities, positive_probabilities = self._probabilities(batch, columns)
         excluded = log_weight = None
         if self._masks_columns():
@@ -415,9 +422,8 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         )
         if not self.per_row_sources:
             return scores, inputs, None
-        positive_scores = (
-            raw_scores[:, 0] if columns.positive_first else tf.linalg.diag_part(raw_scores)
-        )
+        first = raw_blocks[0]
+        positive_scores = first[:, 0] if columns.positive_first else tf.linalg.diag_part(first)
         return self._add_row_columns(scores, inputs, batch, positive_scores)
 
     @property
@@ -496,11 +502,11 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
 
     def _add_row_columns(
         self,
-        scores: tf.Tensor,
+        scores: Tuple[tf.Tensor, ...],
         inputs: ops.CorrectionInputs,
         batch: Batch,
         raw_positive_scores: tf.Tensor,
-    ) -> Tuple[tf.Tensor, ops.CorrectionInputs, RowColumns]:
+    ) -> Tuple[Tuple[tf.Tensor, ...], ops.CorrectionInputs, RowColumns]:
         """Appends the mined `[B, M]` columns and extends every column-level input."""
         positive_ids = batch.ids[: batch.num_queries]
         rows = draw_row_columns(
@@ -518,7 +524,8 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         row_scores = rows.scores
         if self._temperature is not None:
             row_scores = row_scores / self._temperature
-        n, m = tf.shape(scores)[1], tf.shape(row_scores)[1]
+        n = tf.add_n([tf.shape(block)[1] for block in scores])
+        m = tf.shape(row_scores)[1]
         probabilities = inputs.probabilities
         if probabilities is not None:
             # No log-Q term for mined negatives: each counts as one certain term, on the
@@ -533,14 +540,14 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             column_log_weight = tf.zeros([n])
         shared_mask = inputs.score_mask
         if shared_mask is None:
-            shared_mask = tf.ones(tf.shape(scores), tf.bool)
+            shared_mask = tf.ones([batch.num_queries, n], tf.bool)
         extended = inputs._replace(
             probabilities=probabilities,
             column_excluded=tf.concat([column_excluded, row_column_excluded], 0),
             column_log_weight=tf.concat([column_log_weight, row_log_weight], 0),
             score_mask=tf.concat([shared_mask, tf.logical_not(excluded)], 1),
         )
-        return tf.concat([scores, row_scores], 1), extended, rows
+        return (*scores, row_scores), extended, rows
 
     def _draws(self, num_given: tf.Tensor) -> tf.Tensor:
         """Shared draws of a step: the given candidates (if in-batch) and each source's."""
@@ -555,39 +562,44 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
 
     def _loss_and_logits(
         self,
-        scores: tf.Tensor,
+        blocks: Tuple[tf.Tensor, ...],
         inputs: ops.CorrectionInputs,
         batch: Batch,
         compute_batch_metrics: bool,
         request: Optional[ops.StatisticsRequest],
     ) -> Tuple[tf.Tensor, Any, Optional[tf.Tensor], Optional[tf.Tensor]]:
-        """`(loss, statistics, labels, logits)`.
+        """`(loss, statistics, labels, logits)` from the scores' column `blocks`.
 
         Statistics (of the negative diagnostics) only with a `request`; labels and
         logits only when a metric or the loss needs them. The XLA path computes the
         loss, its gradient and the statistics in one compiled computation.
         """
-        labels = logits = statistics = None
-        sample_weight = batch.sample_weight
-        if self._custom_loss or self._num_hard_negatives is not None:
-            logits = ops.corrected_logits(scores, inputs)
-            labels = _labels(inputs, logits)
-            if self._num_hard_negatives is not None:
-                logits, labels = tfrs.layers.loss.HardNegativeMining(self._num_hard_negatives)(
-                    logits, labels
-                )
-            loss = self._loss(y_true=labels, y_pred=logits, sample_weight=sample_weight)
-        elif self.jit_compile:
+        if self.jit_compile and not (self._custom_loss or self._num_hard_negatives is not None):
             loss, statistics = ops.fused_loss_and_statistics(
-                scores, inputs, sample_weight, self._loss_choice, request
+                blocks, inputs, batch.sample_weight, self._loss_choice, request
             )
-        else:
-            loss = ops.retrieval_loss(scores, inputs, sample_weight, self._loss_choice)
-        if request is not None and statistics is None:
+            labels = logits = None
+            if compute_batch_metrics and self._batch_metrics:
+                logits = ops.corrected_logits(joined(blocks), inputs)
+                labels = _labels(inputs, logits)
+            return loss, statistics, labels, logits
+        scores = joined(blocks)
+        statistics = None
+        if request is not None:
             statistics = retrieval_statistics(scores, inputs, request, self.jit_compile)
-        if compute_batch_metrics and self._batch_metrics and logits is None:
-            logits = ops.corrected_logits(scores, inputs)
-            labels = _labels(inputs, logits)
+        if not (self._custom_loss or self._num_hard_negatives is not None):
+            loss = ops.retrieval_loss(scores, inputs, batch.sample_weight, self._loss_choice)
+            logits = labels = None
+            if compute_batch_metrics and self._batch_metrics:
+                logits = ops.corrected_logits(scores, inputs)
+                labels = _labels(inputs, logits)
+            return loss, statistics, labels, logits
+        logits = ops.corrected_logits(scores, inputs)
+        labels = _labels(inputs, logits)
+        if self._num_hard_negatives is not None:
+            mining = tfrs.layers.loss.HardNegativeMining(self._num_hard_negatives)
+            logits, labels = mining(logits, labels)
+        loss = self._loss(y_true=labels, y_pred=logits, sample_weight=batch.sample_weight)
         return loss, statistics, labels, logits
 
     # Phase 4: the metrics.
