@@ -3,6 +3,9 @@
 import math
 from typing import Any, Optional, Sequence
 
+from tfrs_negatives.estimators.base import SamplingProbabilityEstimator
+from tfrs_negatives.negatives.sources import NegativeSource
+
 import numpy as np
 import tensorflow as tf
 
@@ -83,8 +86,6 @@ def finite(values: tf.Tensor, what: str) -> tf.Tensor:
 
 def check_frequency(frequency: Any) -> None:
     """Raises unless `frequency` is None or a tfrs_negatives estimator."""
-    from tfrs_negatives.estimators.base import SamplingProbabilityEstimator
-
     if frequency is not None and not isinstance(frequency, SamplingProbabilityEstimator):
         raise TypeError(
             "`frequency` must be a tfrs_negatives SamplingProbabilityEstimator "
@@ -95,8 +96,6 @@ def check_frequency(frequency: Any) -> None:
 
 def check_negatives(negatives: list) -> None:
     """Raises unless `negatives` lists sources, at most one `InBatch`, weights summing > 0."""
-    from tfrs_negatives.negatives.sources import NegativeSource
-
     if not negatives:
         raise ValueError(
             "`negatives` must list at least one source (e.g. [InBatch()]), got an empty list."
