@@ -19,6 +19,7 @@ from tfrs_negatives.export import EMPTY_SCORE, load_retrieval, save_retrieval
 import numpy as np
 import pytest
 import tensorflow as tf
+from tests_support import seeded_string_towers
 
 K = 10
 DIM = 8
@@ -29,18 +30,7 @@ INSTALL = 'pip install "scann[tf]==1.4.2"'
 
 def _towers(seed=0):
     """StringLookup + Embedding towers with seeded weights, built (as after training)."""
-    rng = np.random.default_rng(seed)
-    query = tf.keras.Sequential(
-        [tf.keras.layers.StringLookup(vocabulary=USERS), tf.keras.layers.Embedding(41, DIM)]
-    )
-    item = tf.keras.Sequential(
-        [tf.keras.layers.StringLookup(vocabulary=ITEMS), tf.keras.layers.Embedding(301, DIM)]
-    )
-    query(tf.constant(USERS[:2]))
-    item(tf.constant(ITEMS[:2]))
-    query.layers[1].set_weights([rng.normal(size=(41, DIM)).astype(np.float32)])
-    item.layers[1].set_weights([rng.normal(size=(301, DIM)).astype(np.float32)])
-    return query, item
+    return seeded_string_towers(USERS, ITEMS, DIM, seed)
 
 
 def _dict_query_tower():

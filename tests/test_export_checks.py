@@ -19,6 +19,7 @@ from tfrs_negatives.export.query import main as query_main
 import numpy as np
 import pytest
 import tensorflow as tf
+from tests_support import seeded_string_towers
 
 DIM, K = 8, 10
 USERS = np.array([f"user{i}" for i in range(20)])
@@ -28,18 +29,7 @@ SHARD = os.path.join("variables", "variables.data-00000-of-00001")
 
 def _towers():
     """Built towers with seeded weights, under whatever global policy is set."""
-    rng = np.random.default_rng(0)
-    query = tf.keras.Sequential(
-        [tf.keras.layers.StringLookup(vocabulary=USERS), tf.keras.layers.Embedding(21, DIM)]
-    )
-    item = tf.keras.Sequential(
-        [tf.keras.layers.StringLookup(vocabulary=ITEMS), tf.keras.layers.Embedding(301, DIM)]
-    )
-    query(tf.constant(USERS[:2]))
-    item(tf.constant(ITEMS[:2]))
-    query.layers[1].set_weights([rng.normal(size=(21, DIM)).astype(np.float32)])
-    item.layers[1].set_weights([rng.normal(size=(301, DIM)).astype(np.float32)])
-    return query, item
+    return seeded_string_towers(USERS, ITEMS, DIM)
 
 
 @pytest.fixture

@@ -28,6 +28,25 @@ class TwoTower(tfrs.Model):
         )
 
 
+def seeded_string_towers(users, items, dim, seed=0):
+    """`StringLookup` + `Embedding` query and item towers, built, with seeded weights."""
+    rng = np.random.default_rng(seed)
+    towers = []
+    for vocabulary in (users, items):
+        tower = tf.keras.Sequential(
+            [
+                tf.keras.layers.StringLookup(vocabulary=vocabulary),
+                tf.keras.layers.Embedding(len(vocabulary) + 1, dim),
+            ]
+        )
+        tower(tf.constant(vocabulary[:2]))
+        towers.append(tower)
+    for tower, vocabulary in zip(towers, (users, items)):
+        size = len(vocabulary) + 1
+        tower.layers[1].set_weights([rng.normal(size=(size, dim)).astype(np.float32)])
+    return tuple(towers)
+
+
 def interactions(seed=0, n=256, batch=64):
     """Zipf-popular items, uniform users, batched."""
     rng = np.random.default_rng(seed)
