@@ -12,6 +12,14 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 
+#: Logical CPU devices of the test process, for the `tf.distribute` tests (set before
+#: TensorFlow initializes its devices; tests on one device use `/cpu:0` as before).
+NUM_LOGICAL_CPUS = 4
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0],
+    [tf.config.LogicalDeviceConfiguration()] * NUM_LOGICAL_CPUS,
+)
+
 
 def _mock_ratings_with_repeats(num_examples=400, num_users=25, num_titles=60, seed=0):
     """tfds' mock examples (real schema), with ids drawn from small pools so that

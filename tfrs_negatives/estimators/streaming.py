@@ -142,12 +142,10 @@ class StreamingFrequencyEstimator(SamplingProbabilityEstimator):
 
     def update(self, ids: tf.Tensor) -> None:
         context = tf.distribute.get_replica_context()
-        distributed = (
-            tf.distribute.has_strategy()
-            and context is not None
-            and context.num_replicas_in_sync > 1
-        )
-        if distributed:
+        # Under a strategy (even with one replica) the state is mirrored: it takes
+        # no scatter in replica context, so the whole arrays are assigned.
+        distributed = tf.distribute.has_strategy() and context is not None
+        if distributed and context.num_replicas_in_sync > 1:
             # Every replica counts the whole global batch, identically; the
             # variables keep the first replica's (equal) result.
             ids = context.all_gather(ids, axis=0)

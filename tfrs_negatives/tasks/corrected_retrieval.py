@@ -8,7 +8,8 @@ from tfrs_negatives.estimators.base import SamplingProbabilityEstimator
 from tfrs_negatives.metrics.negative_diagnostics import NegativeDiagnostics
 from tfrs_negatives.negatives.sources import InBatch, NegativeSource
 from tfrs_negatives.ops.diagnostics import retrieval_statistics
-from tfrs_negatives.tasks import checks
+from tfrs_negatives.ops.losses import positive_logits
+from tfrs_negatives.tasks import checks, replicas
 from tfrs_negatives.tasks.columns import (
     Columns,
     RowColumns,
@@ -45,6 +46,9 @@ class Batch(NamedTuple):
       score_mask: The `score_mask` given, or None.
       candidate_tower: The `candidate_tower` given, or None.
       training: The `training` flag given.
+      replica: Where this replica's rows sit among candidates gathered across
+        replicas (`tfrs_negatives.tasks.replicas`), or None: `candidates`, `ids`,
+        `num_given` and `given_probabilities` are then this call's own.
     """
 
     queries: tf.Tensor
@@ -59,6 +63,14 @@ class Batch(NamedTuple):
     score_mask: Optional[tf.Tensor]
     candidate_tower: Optional[Callable]
     training: Optional[bool]
+    replica: Optional[replicas.ReplicaSlice] = None
+
+    def own(self, values: tf.Tensor) -> tf.Tensor:
+        """The `[B, ...]` rows of `values` (given-candidate rows) that are this call's positives."""
+        if self.replica is None:
+            return values[: self.num_queries]
+        start = self.replica.offset
+        return values[start : start + self.num_queries]
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_negatives")
@@ -127,6 +139,17 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         `1 / s` of measuring every row, whatever the batch size (every row, `1`,
         is exact but measured at 1.8 times the step time; 32 within 2%).
         `distinct` always counts the whole batch.
+      cross_replica_negatives: Under a synchronous `tf.distribute` strategy
+        with several replicas (`MirroredStrategy`, `MultiWorkerMirroredStrategy`,
+        `TPUStrategy`), whether each replica's queries are scored against the
+        given candidates of every replica (gathered with `all_gather`, with
+        their ids and probabilities), so that training equals one device on the
+        global batch whatever the number of replicas. None (default) and True:
+        gathered (None: per worker under `ParameterServerStrategy`, whose
+        workers step asynchronously; True raises there). False: each replica's
+        own slice, as TFRS (cheaper, but results depend on the replica count).
+        Without `InBatch` nothing is gathered (each row sees its own positive and
+        the sources' draws).
       check_finite: Check that the query, given and drawn candidate embeddings hold
         no NaN or infinity, failing with an error that names which (off by
         default, as TFRS: a NaN embedding then gives a NaN loss).
@@ -154,6 +177,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         diagnostics: Optional[bool] = None,
         diagnostics_stride: int = 32,
         check_finite: bool = False,
+        cross_replica_negatives: Optional[bool] = None,
         loss: Optional[tf.keras.losses.Loss] = None,
         metrics: Optional[Union[Sequence[tfrs.metrics.Factorized], tfrs.metrics.Factorized]] = None,
         batch_metrics: Optional[List[tf.keras.metrics.Metric]] = None,
@@ -173,6 +197,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         checks.check_temperature(temperature)
         checks.check_flag(diagnostics, "diagnostics", allow_none=True)
         checks.check_flag(check_finite, "check_finite")
+        checks.check_flag(cross_replica_negatives, "cross_replica_negatives", allow_none=True)
         checks.check_stride(diagnostics_stride)
         beyond_tfrs = frequency is not None or any(not s.in_batch for s in negatives)
         self._requested = dict(
@@ -205,6 +230,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         self.diagnostics = beyond_tfrs if diagnostics is None else diagnostics
         self.diagnostics_stride = int(diagnostics_stride)
         self.check_finite = check_finite
+        self.cross_replica_negatives = cross_replica_negatives
         self._negative_diagnostics = (
             NegativeDiagnostics([s.name for s in negatives]) if self.diagnostics else None
         )
@@ -296,7 +322,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
     @tf.autograph.experimental.do_not_convert
     def _run(self, given: Batch, compute_metrics: bool, compute_batch_metrics: bool) -> tf.Tensor:
         """The phases of a call: checked batch, columns, logit inputs, loss, metrics."""
-        batch = self._checked_batch(given)
+        batch = self._global_batch(self._checked_batch(given))
         columns = self._candidate_columns(batch)
         scores, inputs, rows = self._logit_inputs(batch, columns)
         request = None
@@ -337,6 +363,32 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         if query_ids is not None:
             query_ids = ops.to_int64_ids(query_ids, "query_ids")
         return given._replace(queries=queries, candidates=candidates, ids=ids, query_ids=query_ids)
+
+    def _global_batch(self, batch: Batch) -> Batch:
+        """The batch with every replica's given candidates under a strategy (see `replicas`)."""
+        if self.in_batch_source is None:
+            return batch
+        context = replicas.gathering_context(self.cross_replica_negatives)
+        if context is None:
+            return batch
+        if batch.score_mask is not None:
+            raise ValueError(
+                "`score_mask` covers this replica's candidate columns, but with "
+                "cross-replica negatives the columns are every replica's: pass "
+                "cross_replica_negatives=False to the task to use a `score_mask` under "
+                f"{type(tf.distribute.get_strategy()).__name__}."
+            )
+        probabilities = batch.given_probabilities
+        if probabilities is not None:
+            probabilities = checks.checked_probabilities(probabilities, batch.num_given)
+        candidates = replicas.gathered(context, batch.candidates)
+        return batch._replace(
+            candidates=candidates,
+            num_given=tf.shape(candidates)[0],
+            ids=replicas.gathered(context, batch.ids),
+            given_probabilities=replicas.gathered(context, probabilities),
+            replica=replicas.replica_slice(context, batch.num_given),
+        )
 
     def _check_id_kinds(self, candidate_ids: Any, query_ids: Any) -> None:
         """Raises if ids are not of the kind (int or string) the estimator and sources hold."""
@@ -412,18 +464,18 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             method=self.correction or "logq",
             clip_min=self.probability_clip,
             strength=self.correction_strength,
-            positive_ids=batch.ids[: batch.num_queries] if hits else None,
+            positive_ids=batch.own(batch.ids) if hits else None,
             candidate_ids=columns.ids if hits else None,
             column_excluded=excluded,
             column_log_weight=log_weight,
             score_mask=_layout_score_mask(batch.score_mask, columns, batch),
-            positive_columns=columns.positive_columns(batch.num_queries),
+            positive_columns=_positive_columns(batch, columns),
             positive_probabilities=positive_probabilities,
         )
         if not self.per_row_sources:
             return scores, inputs, None
         first = raw_blocks[0]
-        positive_scores = first[:, 0] if columns.positive_first else tf.linalg.diag_part(first)
+        positive_scores = positive_logits(first, inputs.positive_columns)
         return self._add_row_columns(scores, inputs, batch, positive_scores)
 
     @property
@@ -463,7 +515,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         mix = self._masks_duplicates
         if in_batch:
             return mixture_probabilities(columns.ids, batch_q, batch.num_given, sampled, mix), None
-        positives = batch.ids[: batch.num_queries]
+        positives = batch.own(batch.ids)
         return (
             mixture_probabilities(columns.ids, None, 0, sampled, mix),
             mixture_probabilities(positives, None, 0, sampled, mix),
@@ -494,7 +546,10 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
                 "from training steps: pass `training=training` when calling the task in "
                 "`compute_loss` (Keras does not forward it from `tfrs.Model.train_step`)."
             )
-        positives = self.frequency(ids[: batch.num_queries], training=batch.training)
+        positives = self.frequency(batch.own(ids), training=batch.training)
+        if batch.replica is not None:  # all candidates, read after the step's update
+            with tf.control_dependencies([positives]):
+                return self.frequency.probability(ids)
         if ids.shape[0] is not None and ids.shape[0] == positives.shape[0]:
             return positives
         rest = self.frequency.probability(ids[batch.num_queries :])
@@ -508,7 +563,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         raw_positive_scores: tf.Tensor,
     ) -> Tuple[Tuple[tf.Tensor, ...], ops.CorrectionInputs, RowColumns]:
         """Appends the mined `[B, M]` columns and extends every column-level input."""
-        positive_ids = batch.ids[: batch.num_queries]
+        positive_ids = batch.own(batch.ids)
         rows = draw_row_columns(
             batch.queries,
             self.per_row_sources,
@@ -631,7 +686,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             updates.append(
                 metric.update_state(
                     batch.queries,
-                    batch.candidates[: batch.num_queries],
+                    batch.own(batch.candidates),
                     true_candidate_ids=true_ids,
                     sample_weight=batch.sample_weight,
                     **extra,
@@ -656,6 +711,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             jit_compile=self.jit_compile,
             diagnostics_stride=self.diagnostics_stride,
             check_finite=self.check_finite,
+            cross_replica_negatives=self.cross_replica_negatives,
             num_hard_negatives=self._num_hard_negatives,
             **self._requested,
         )
@@ -680,6 +736,14 @@ def _layout_score_mask(
         return score_mask
     own = tf.ones([batch.num_queries, 1], tf.bool)
     return tf.concat([own, tf.cast(score_mask, tf.bool)[:, batch.num_given :]], 1)
+
+
+def _positive_columns(batch: Batch, columns: Columns) -> Optional[tf.Tensor]:
+    """`[B]` column of each row's positive: 0 without in-batch negatives, the row's own
+    given column among every replica's when gathered, None for TFRS's diagonal."""
+    if batch.replica is None or columns.positive_first:
+        return columns.positive_columns(batch.num_queries)
+    return batch.replica.offset + tf.range(batch.num_queries, dtype=tf.int32)
 
 
 def _labels(inputs: ops.CorrectionInputs, logits: tf.Tensor) -> tf.Tensor:

@@ -1,0 +1,131 @@
+"""Global negatives under `tf.distribute`: R replicas train as one device on the global batch.
+
+The test process has 4 logical CPU devices (`conftest.NUM_LOGICAL_CPUS`).
+"""
+
+import tfrs_negatives as tfn
+from tfrs_negatives.negatives import InBatch
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+from tests_support import NUM_ITEMS, NUM_USERS, FixedDraws
+
+DIM = 8
+
+
+def _mirrored(num_devices):
+    """A MirroredStrategy over `/cpu:0..n-1`. Collective group keys restart at 1 in every
+    strategy, and one process may not join a key with two group sizes: each strategy of
+    the tests takes its own key range (TF's own tests set the same class attribute)."""
+    tf.distribute.MirroredStrategy._collective_key_base += 10_000
+    return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(num_devices)])
+
+
+class WeightedTwoTower(tfrs.Model):
+    """ID towers with seeded weights; the task gets sample weights, ids and the tower."""
+
+    def __init__(self, task, seed=0):
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        self.query_tower = tf.keras.layers.Embedding(
+            NUM_USERS, DIM, embeddings_initializer=_constant(rng, NUM_USERS)
+        )
+        self.item_tower = tf.keras.layers.Embedding(
+            NUM_ITEMS, DIM, embeddings_initializer=_constant(rng, NUM_ITEMS)
+        )
+        self.task = task
+
+    def compute_loss(self, features, training=False):
+        return self.task(
+            self.query_tower(features["user"]),
+            self.item_tower(features["item"]),
+            sample_weight=features["weight"],
+            candidate_ids=features["item"],
+            candidate_tower=self.item_tower,
+            training=training,
+        )
+
+
+def _constant(rng, rows):
+    return tf.keras.initializers.Constant(rng.normal(scale=0.3, size=(rows, DIM)))
+
+
+def _log(n=250, batch=64, seed=0):
+    """Zipf items (repeats: accidental hits), weights; the last batch is uneven."""
+    rng = np.random.default_rng(seed)
+    items = np.minimum(rng.zipf(1.5, n) - 1, NUM_ITEMS - 1).astype(np.int64)
+    return tf.data.Dataset.from_tensor_slices(
+        {
+            "user": rng.integers(0, NUM_USERS, n),
+            "item": items,
+            "weight": rng.uniform(0.5, 1.5, n).astype(np.float32),
+        }
+    ).batch(batch)
+
+
+def _logq_task(**kwargs):
+    return tfn.CorrectedRetrieval(
+        frequency=tfn.StreamingFrequencyEstimator(num_buckets=64),
+        remove_accidental_hits=True,
+        temperature=0.5,
+        **kwargs,
+    )
+
+
+def _trained(strategy, make_task, epochs=2):
+    with strategy.scope():
+        model = WeightedTwoTower(make_task())
+        model.compile(optimizer=tf.keras.optimizers.SGD(0.02))
+    history = model.fit(_log(), epochs=epochs, verbose=0, shuffle=False)
+    return model, history.history["loss"]
+
+
+def _state(model):
+    state = {"query": model.query_tower.embeddings, "item": model.item_tower.embeddings}
+    frequency = model.task.frequency
+    if frequency is not None:
+        state.update(gap=frequency.gap, occurrences=frequency.occurrences)
+    return {k: v.numpy() for k, v in state.items()}
+
+
+def _assert_same_state(got, want, rtol=1e-5):
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=rtol, atol=1e-6, err_msg=key)
+
+
+@pytest.mark.parametrize("num_devices", [2, 4])
+def test_global_negatives_train_as_one_device(num_devices):
+    one_model, one_losses = _trained(tf.distribute.get_strategy(), _logq_task)
+    model, losses = _trained(_mirrored(num_devices), _logq_task)
+    _assert_same_state(_state(model), _state(one_model))
+    np.testing.assert_allclose(losses, one_losses, rtol=1e-5)  # Keras sums replicas' losses
+    initial = WeightedTwoTower(None).item_tower(tf.range(NUM_ITEMS)).numpy()
+    assert np.abs(_state(model)["item"] - initial).max() > 1e-2  # the steps did move
+
+
+def _replica_losses(strategy, make_task, batch):
+    """Each replica's loss on its slice of `batch` (the model's initial weights)."""
+    with strategy.scope():
+        model = WeightedTwoTower(make_task())
+    dataset = tf.data.Dataset.from_tensors(batch)
+    distributed = next(iter(strategy.experimental_distribute_dataset(dataset)))
+    per_replica = strategy.run(
+        lambda features: model.compute_loss(features, training=False), args=(distributed,)
+    )
+    return [float(x) for x in strategy.experimental_local_results(per_replica)]
+
+
+def test_per_replica_negatives_are_each_slice_alone():
+    batch = next(iter(_log()))
+    per_replica = _replica_losses(
+        _mirrored(2), lambda: _logq_task(cross_replica_negatives=False), batch
+    )
+    halves = [{k: v[:32] for k, v in batch.items()}, {k: v[32:] for k, v in batch.items()}]
+    alone = [_replica_losses(tf.distribute.get_strategy(), _logq_task, h)[0] for h in halves]
+    np.testing.assert_allclose(per_replica, alone, rtol=1e-5)
+    global_loss = _replica_losses(_mirrored(2), _logq_task, batch)
+    one_device = _replica_losses(tf.distribute.get_strategy(), _logq_task, batch)
+    np.testing.assert_allclose(sum(global_loss), one_device[0], rtol=1e-5)
+    assert abs(sum(per_replica) - one_device[0]) > 1e-3 * abs(one_device[0])
