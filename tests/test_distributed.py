@@ -4,7 +4,9 @@ The test process has 4 logical CPU devices (`conftest.NUM_LOGICAL_CPUS`).
 """
 
 import tfrs_negatives as tfn
-from tfrs_negatives.negatives import InBatch
+from tfrs_negatives.callbacks import NegativeCurriculum, RefreshHardNegatives
+from tfrs_negatives.mining import BruteForceMiner
+from tfrs_negatives.negatives import HardNegativeTable, InBatch, Mined, Popularity, Uniform
 
 import numpy as np
 import pytest
@@ -19,8 +21,13 @@ def _mirrored(num_devices):
     """A MirroredStrategy over `/cpu:0..n-1`. Collective group keys restart at 1 in every
     strategy, and one process may not join a key with two group sizes: each strategy of
     the tests takes its own key range (TF's own tests set the same class attribute)."""
+    return _default_mirrored([f"/cpu:{i}" for i in range(num_devices)])
+
+
+def _default_mirrored(devices=None):
+    """`MirroredStrategy(devices)` with its own collective key range (see `_mirrored`)."""
     tf.distribute.MirroredStrategy._collective_key_base += 10_000
-    return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(num_devices)])
+    return tf.distribute.MirroredStrategy(devices)
 
 
 class WeightedTwoTower(tfrs.Model):
@@ -129,3 +136,106 @@ def test_per_replica_negatives_are_each_slice_alone():
     one_device = _replica_losses(tf.distribute.get_strategy(), _logq_task, batch)
     np.testing.assert_allclose(sum(global_loss), one_device[0], rtol=1e-5)
     assert abs(sum(per_replica) - one_device[0]) > 1e-3 * abs(one_device[0])
+
+
+def _mixed_task(draws=(3, 7, 7, 20, 39)):
+    return _logq_task(negatives=[InBatch(), FixedDraws(np.arange(NUM_ITEMS), list(draws))])
+
+
+def test_global_negatives_with_shared_draws_train_as_one_device():
+    # Every replica scores the same draws: each row sees the global batch and the draws,
+    # so the mixture probability (global batch + K draws) is the one-device one.
+    one_model, one_losses = _trained(tf.distribute.get_strategy(), _mixed_task)
+    model, losses = _trained(_mirrored(2), _mixed_task)
+    _assert_same_state(_state(model), _state(one_model))
+    np.testing.assert_allclose(losses, one_losses, rtol=1e-5)
+
+
+def _every_source_task():
+    items = np.arange(NUM_ITEMS)
+    counts = np.arange(NUM_ITEMS, 0, -1)
+    table = HardNegativeTable(items, 8)
+    return tfn.CorrectedRetrieval(
+        frequency=tfn.StreamingFrequencyEstimator(num_buckets=64),
+        negatives=[
+            InBatch(),
+            Uniform(items, 6, seed=0),
+            Popularity(items, 4, power=0.75, counts=counts, seed=1),
+            Mined(table, items, count=2, seed=2, name="mined"),
+        ],
+    )
+
+
+def _every_source_model(strategy):
+    with strategy.scope():
+        model = WeightedTwoTower(_every_source_task())
+        model.compile(optimizer=tf.keras.optimizers.Adagrad(0.1))
+    sources = model.task.negatives
+    table = sources[3].table
+    miner = BruteForceMiner(np.arange(NUM_ITEMS), min_rank=1, max_rank=9)
+    callbacks = [
+        RefreshHardNegatives(miner, table, model.item_tower),
+        NegativeCurriculum({sources[1]: {"count": [(0, 2), (4, 6)]}}),
+    ]
+    return model, table, callbacks
+
+
+STRATEGIES = {
+    "MirroredStrategy()": _default_mirrored,  # the TFRS tutorial's: every (logical) CPU
+    "OneDeviceStrategy": lambda: tf.distribute.OneDeviceStrategy("/cpu:0"),
+    "Mirrored 1 CPU": lambda: _mirrored(1),
+    "Mirrored 2 CPUs": lambda: _mirrored(2),
+}
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_every_source_estimator_curriculum_and_refresh_train(name):
+    model, table, callbacks = _every_source_model(STRATEGIES[name]())
+    history = model.fit(_log(), epochs=2, verbose=0, callbacks=callbacks)
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert int(table.refreshes.numpy()) == 2 and callbacks[0].failures == 0
+    assert int(model.task.negatives[1].active_count.numpy()) == 6
+    assert int(model.task.frequency.examples_seen.numpy()) == 2 * 250
+    # The refreshed table is the exact window of the trained item tower.
+    emb = model.item_tower.embeddings.numpy()
+    miner = callbacks[0].miner
+    np.testing.assert_array_equal(table.neighbours.numpy()[:5], _window(miner.embeddings, 1, 9)[:5])
+    mass = history.history["negatives/mined/mass"][-1]
+    assert 0.0 < mass < 1.0 and emb.shape == (NUM_ITEMS, DIM)
+
+
+def _window(embeddings, lo, hi):
+    rows = []
+    for anchor in range(len(embeddings)):
+        order = np.argsort(-(embeddings @ embeddings[anchor]), kind="stable")
+        rows.append([i for i in order if i != anchor][lo:hi])
+    return np.array(rows)
+
+
+def test_checkpoints_restore_across_replica_counts(tmp_path):
+    model, table, callbacks = _every_source_model(_mirrored(2))
+    model.fit(_log(), epochs=1, verbose=0, callbacks=callbacks)
+    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "two"))
+    saved = _full_state(model)
+
+    one, _, _ = _every_source_model(tf.distribute.get_strategy())
+    one.fit(_log(seed=3).take(1), verbose=0)  # creates every variable, then overwritten
+    tf.train.Checkpoint(model=one).restore(path).assert_existing_objects_matched()
+    _assert_equal_states(_full_state(one), saved)
+
+    four, _, _ = _every_source_model(_mirrored(4))
+    four.fit(_log(seed=4).take(1), verbose=0)
+    back = tf.train.Checkpoint(model=one).save(str(tmp_path / "one"))
+    tf.train.Checkpoint(model=four).restore(back).assert_existing_objects_matched()
+    _assert_equal_states(_full_state(four), saved)
+
+
+def _full_state(model):
+    """Every variable's value, in the model's order (names differ between instances)."""
+    return [(v.name, v.numpy()) for v in model.variables]
+
+
+def _assert_equal_states(got, want):
+    assert len(got) == len(want)
+    for (name, value), (_, wanted) in zip(got, want):
+        np.testing.assert_array_equal(value, wanted, err_msg=name)
