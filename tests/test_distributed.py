@@ -6,7 +6,14 @@ The test process has 4 logical CPU devices (`conftest.NUM_LOGICAL_CPUS`).
 import tfrs_negatives as tfn
 from tfrs_negatives.callbacks import NegativeCurriculum, RefreshHardNegatives
 from tfrs_negatives.mining import BruteForceMiner
-from tfrs_negatives.negatives import HardNegativeTable, InBatch, Mined, Popularity, Uniform
+from tfrs_negatives.negatives import (
+    FullCatalogue,
+    HardNegativeTable,
+    InBatch,
+    Mined,
+    Popularity,
+    Uniform,
+)
 
 import numpy as np
 import pytest
@@ -239,3 +246,51 @@ def _assert_equal_states(got, want):
     assert len(got) == len(want)
     for (name, value), (_, wanted) in zip(got, want):
         np.testing.assert_array_equal(value, wanted, err_msg=name)
+
+
+class FixedPopularityDraws(Popularity):
+    """A popularity source whose draws are given (its probabilities stay popularity's)."""
+
+    def __init__(self, catalogue, indices, **kwargs):
+        super().__init__(catalogue, len(indices), **kwargs)
+        self._indices = tf.constant(indices, tf.int64)
+
+    def sample(self):
+        return self.catalogue.gather(self._indices)
+
+
+def _deterministic_sources_task(table):
+    items = np.arange(NUM_ITEMS)
+    counts = np.arange(NUM_ITEMS, 0, -1)
+    return _logq_task(
+        negatives=[
+            InBatch(),
+            FixedPopularityDraws(items, [0, 1, 1, 5, 30], power=0.75, counts=counts),
+            FullCatalogue(items),
+            Mined(table, items, count=3, sample="top"),
+        ]
+    )
+
+
+def _trained_with_refresh(strategy):
+    items = np.arange(NUM_ITEMS)
+    with strategy.scope():
+        table = HardNegativeTable(items, 4)
+        model = WeightedTwoTower(_deterministic_sources_task(table))
+        model.compile(optimizer=tf.keras.optimizers.SGD(0.02))
+    refresh = RefreshHardNegatives(
+        BruteForceMiner(items, min_rank=2, max_rank=6), table, model.item_tower
+    )
+    history = model.fit(_log(), epochs=2, verbose=0, shuffle=False, callbacks=[refresh])
+    return model, table, history.history["loss"]
+
+
+def test_popularity_full_catalogue_and_refreshed_mined_train_as_one_device():
+    # Deterministic draws (fixed popularity draws, the whole catalogue, the top of each
+    # refreshed window): each row sees what it sees on one device, so training is equal.
+    one_model, one_table, one_losses = _trained_with_refresh(tf.distribute.get_strategy())
+    model, table, losses = _trained_with_refresh(_mirrored(2))
+    _assert_same_state(_state(model), _state(one_model))
+    np.testing.assert_allclose(losses, one_losses, rtol=1e-5)
+    np.testing.assert_array_equal(table.neighbours.numpy(), one_table.neighbours.numpy())
+    assert int(table.refreshes.numpy()) == 2
