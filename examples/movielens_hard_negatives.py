@@ -123,8 +123,8 @@ import math
 from typing import Any, Dict, Optional, Sequence
 
 import tfrs_negatives as tfn  # first: selects Keras 2 for TFRS
+from tfrs_negatives.experiments import distribution, training_batches, warmup_schedule
 from tfrs_negatives.experiments import hard_negatives as protocol
-from tfrs_negatives.experiments import training_batches, warmup_schedule
 from tfrs_negatives.experiments.harness import (
     Results,
     SameStart,
@@ -135,6 +135,7 @@ from tfrs_negatives.experiments.harness import (
     fit_timed,
     main,
     parse_ks,
+    prepare_distribution,
     prepare_split,
     print_table,
     write_json,
@@ -161,7 +162,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Results:
     strategies = chosen_strategies(parser, args, STRATEGIES)
     hard_window, hardest_window, windows = protocol.checked_windows(parser, args, strategies)
     ks = parse_ks(args)
-
+    replicas = prepare_distribution(args, parser)  # before any TF op
     source, split = prepare_split(args, parser, ks)
     users, titles, head = split.users, split.items, split.head
     protocol.check_windows_fit(parser, windows, len(titles))
@@ -181,7 +182,10 @@ def run(argv: Optional[Sequence[str]] = None) -> Results:
     data = protocol.TaskData.from_split(split)  # users, titles, training pairs (known)
     options = protocol.HardOptions.from_flags(args, hard_window, hardest_window)
     held_out = tfn.mining.KnownPositives(split.test_users, split.test_items)
-    train = training_batches(split.train_users, split.train_items, args.batch_size, args.seed)
+    train = distribution.distributed(
+        training_batches(split.train_users, split.train_items, args.batch_size, args.seed),
+        replicas,
+    )
     results: Results = {}
     details: Dict[str, Dict[str, Any]] = {}
     models: Dict[str, Any] = {}
@@ -189,14 +193,15 @@ def run(argv: Optional[Sequence[str]] = None) -> Results:
     finished = []
     for strategy in strategies:
         tf.keras.utils.set_random_seed(args.seed)
-        task, mining = protocol.make_task(strategy, data, options)
-        tower = protocol.item_tower(args.item_tower, titles, genres, args.embedding_dim)
-        model = protocol.HardNegativesModel(users, titles, task, args.embedding_dim, tower)
-        same_start(model, split)
-        model.compile(optimizer=tf.keras.optimizers.Adagrad(args.learning_rate))
-        # Re-mined from the model being trained every epoch (or --refresh_every_steps).
-        refresh, callbacks = mining_callbacks(mining, model, schedule, args.refresh_every_steps)
-        losses, seconds = fit_timed(model, train, args.epochs, callbacks)
+        with distribution.scope(replicas):
+            task, mining = protocol.make_task(strategy, data, options)
+            tower = protocol.item_tower(args.item_tower, titles, genres, args.embedding_dim)
+            model = protocol.HardNegativesModel(users, titles, task, args.embedding_dim, tower)
+            same_start(model, split)
+            model.compile(optimizer=tf.keras.optimizers.Adagrad(args.learning_rate))
+            # Re-mined from the model being trained every epoch (or --refresh_every_steps).
+            refresh, callbacks = mining_callbacks(mining, model, schedule, args.refresh_every_steps)
+            losses, seconds = fit_timed(model, train, args.epochs, callbacks)
         row = {
             **evaluate_recall(model, split, ks),
             "final_loss": final_loss(losses),
@@ -213,6 +218,8 @@ def run(argv: Optional[Sequence[str]] = None) -> Results:
         finished.append((model, task))
     print_table(results, ks)
     print_mining(results, details)
+    if not distribution.is_chief(replicas):
+        return results  # the chief writes and exports
     if args.output_json:
         header = {
             "source": source,

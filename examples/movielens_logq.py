@@ -23,7 +23,7 @@ import argparse
 from typing import Dict, Optional, Sequence
 
 import tfrs_negatives as tfn  # first: selects Keras 2 for TFRS
-from tfrs_negatives.experiments import TwoTowerModel, training_batches
+from tfrs_negatives.experiments import TwoTowerModel, distribution, training_batches
 from tfrs_negatives.experiments.harness import (
     Results,
     add_common_flags,
@@ -32,6 +32,7 @@ from tfrs_negatives.experiments.harness import (
     fit_timed,
     main,
     parse_ks,
+    prepare_distribution,
     prepare_split,
     print_table,
     write_json,
@@ -45,19 +46,19 @@ import tensorflow_recommenders as tfrs
 STRATEGIES = ("plain", "logq_streaming", "logq_exact")
 
 
-def make_task(strategy: str, train_titles: np.ndarray) -> tf.keras.layers.Layer:
-    """The retrieval task of a strategy name."""
+def make_task(strategy: str, train_titles: np.ndarray, **options) -> tf.keras.layers.Layer:
+    """The retrieval task of a strategy name (`options`: more `CorrectedRetrieval` arguments)."""
     if strategy == "plain":
         return tfrs.tasks.Retrieval()
     if strategy == "logq_streaming":
         return tfn.CorrectedRetrieval(
-            frequency=tfn.StreamingFrequencyEstimator(), remove_accidental_hits=True
+            frequency=tfn.StreamingFrequencyEstimator(), remove_accidental_hits=True, **options
         )
     if strategy == "logq_exact":
         counts = tfn.ExactFrequencyEstimator.from_dataset(
             tf.data.Dataset.from_tensor_slices(train_titles).batch(65536)
         )
-        return tfn.CorrectedRetrieval(frequency=counts, remove_accidental_hits=True)
+        return tfn.CorrectedRetrieval(frequency=counts, remove_accidental_hits=True, **options)
     raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
 
 
@@ -68,6 +69,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Results:
     args = parser.parse_args(argv)
     strategies = chosen_strategies(parser, args, STRATEGIES)
     ks = parse_ks(args)
+    replicas = prepare_distribution(args, parser)  # before any TF op
     source, split = prepare_split(args, parser, ks)
     users, titles, head = split.users, split.items, split.head
     print(
@@ -75,19 +77,24 @@ def run(argv: Optional[Sequence[str]] = None) -> Results:
         f"{len(users)} users, {len(titles)} titles, {head.sum()} head titles"
     )
 
-    train = training_batches(split.train_users, split.train_items, args.batch_size, args.seed)
+    train = distribution.distributed(
+        training_batches(split.train_users, split.train_items, args.batch_size, args.seed),
+        replicas,
+    )
     results: Results = {}
     models: Dict[str, tf.keras.Model] = {}
     for strategy in strategies:
         tf.keras.utils.set_random_seed(args.seed)  # every run from the same initial weights
-        # The tutorial's two towers (`user_id`, `movie_title` string features) and a task.
-        model = models[strategy] = TwoTowerModel(
-            users, titles, make_task(strategy, split.train_items), args.embedding_dim
-        )
-        model.compile(optimizer=tf.keras.optimizers.Adagrad(args.learning_rate))
-        _, seconds = fit_timed(model, train, args.epochs)
+        with distribution.scope(replicas):
+            # The tutorial's two towers (`user_id`, `movie_title` features) and a task.
+            task = make_task(strategy, split.train_items, **distribution.task_options(args))
+            model = models[strategy] = TwoTowerModel(users, titles, task, args.embedding_dim)
+            model.compile(optimizer=tf.keras.optimizers.Adagrad(args.learning_rate))
+            _, seconds = fit_timed(model, train, args.epochs)
         results[strategy] = {**evaluate_recall(model, split, ks), "train_seconds": seconds}
     print_table(results, ks)
+    if not distribution.is_chief(replicas):
+        return results  # the chief writes and exports
     if args.output_json:
         write_json(args.output_json, {"source": source}, results)
     export_and_query(args, results, models, split.test_users, titles)  # the best run, served

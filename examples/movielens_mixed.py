@@ -32,7 +32,7 @@ import functools
 from typing import Dict, Optional, Sequence
 
 import tfrs_negatives as tfn  # first: selects Keras 2 for TFRS
-from tfrs_negatives.experiments import TwoTowerModel, training_batches
+from tfrs_negatives.experiments import TwoTowerModel, distribution, training_batches
 from tfrs_negatives.experiments.harness import (
     Results,
     SameStart,
@@ -43,6 +43,7 @@ from tfrs_negatives.experiments.harness import (
     fit_timed,
     main,
     parse_ks,
+    prepare_distribution,
     prepare_split,
     print_table,
     write_json,
@@ -69,6 +70,7 @@ def make_task(
     train_counts: np.ndarray,
     num_negatives: int = 1024,
     jit_compile: bool = True,
+    **options,
 ) -> tfn.CorrectedRetrieval:
     """The retrieval task of a strategy name.
 
@@ -80,10 +82,11 @@ def make_task(
       train_counts: `[N]` training ratings of each title, aligned with `titles`.
       num_negatives: Draws per step of each sampled source.
       jit_compile: The task's `jit_compile` (loss fused with XLA).
+      **options: More `CorrectedRetrieval` arguments (e.g. `cross_replica_negatives`).
     """
     seed = SOURCE_SEED
     negatives = tfn.negatives
-    task = functools.partial(tfn.CorrectedRetrieval, jit_compile=jit_compile)
+    task = functools.partial(tfn.CorrectedRetrieval, jit_compile=jit_compile, **options)
     if strategy == "inbatch_logq":
         return task(
             frequency=tfn.StreamingFrequencyEstimator(),
@@ -140,7 +143,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Results:
     if args.num_negatives < 1:
         parser.error(f"--num_negatives must be >= 1, got {args.num_negatives}")
     ks = parse_ks(args)
-
+    replicas = prepare_distribution(args, parser)  # before any TF op
     source, split = prepare_split(args, parser, ks)
     users, titles, head = split.users, split.items, split.head
     train_counts = split.train_counts
@@ -150,26 +153,37 @@ def run(argv: Optional[Sequence[str]] = None) -> Results:
         f"in training), {head.sum()} head titles; {args.num_negatives} sampled negatives"
     )
 
-    train = training_batches(split.train_users, split.train_items, args.batch_size, args.seed)
+    train = distribution.distributed(
+        training_batches(split.train_users, split.train_items, args.batch_size, args.seed),
+        replicas,
+    )
     results: Results = {}
     models: Dict[str, tf.keras.Model] = {}
     same_start = SameStart()  # every mix starts from the first one's weights
     for strategy in strategies:
         tf.keras.utils.set_random_seed(args.seed)
-        task = make_task(
-            strategy, titles, train_counts, args.num_negatives, jit_compile=args.jit_compile
-        )
-        # The tutorial's towers; the task also gets the item tower to embed sampled titles.
-        model = models[strategy] = TwoTowerModel(users, titles, task, args.embedding_dim)
-        same_start(model, split)
-        model.compile(optimizer=tf.keras.optimizers.Adagrad(args.learning_rate))
-        losses, seconds = fit_timed(model, train, args.epochs)  # 0 epochs: the initial weights
+        with distribution.scope(replicas):
+            task = make_task(
+                strategy,
+                titles,
+                train_counts,
+                args.num_negatives,
+                jit_compile=args.jit_compile,
+                **distribution.task_options(args),
+            )
+            # The tutorial's towers; the task also gets the item tower to embed sampled titles.
+            model = models[strategy] = TwoTowerModel(users, titles, task, args.embedding_dim)
+            same_start(model, split)
+            model.compile(optimizer=tf.keras.optimizers.Adagrad(args.learning_rate))
+            losses, seconds = fit_timed(model, train, args.epochs)  # 0 epochs: initial weights
         results[strategy] = {
             **evaluate_recall(model, split, ks),
             "final_loss": final_loss(losses),
             "train_seconds": seconds,
         }
     print_table(results, ks)
+    if not distribution.is_chief(replicas):
+        return results  # the chief writes and exports
     if args.output_json:
         write_json(
             args.output_json,

@@ -21,6 +21,14 @@ tf.config.set_logical_device_configuration(
 )
 
 
+@pytest.fixture(autouse=True)
+def _own_collective_keys():
+    """Every test's `MirroredStrategy`s take collective keys of their own: keys restart at
+    the class's base in every strategy, and one process may not join a key with two
+    group sizes (TF's own tests move the same class attribute)."""
+    tf.distribute.MirroredStrategy._collective_key_base += 10_000
+
+
 def _mock_ratings_with_repeats(num_examples=400, num_users=25, num_titles=60, seed=0):
     """tfds' mock examples (real schema), with ids drawn from small pools so that
     users and titles repeat (Zipf titles) as in real data; the ragged genres are dropped."""

@@ -294,3 +294,35 @@ def test_popularity_full_catalogue_and_refreshed_mined_train_as_one_device():
     np.testing.assert_allclose(losses, one_losses, rtol=1e-5)
     np.testing.assert_array_equal(table.neighbours.numpy(), one_table.neighbours.numpy())
     assert int(table.refreshes.numpy()) == 2
+
+
+def _fit_history(strategy, make_task, log):
+    with strategy.scope():
+        model = WeightedTwoTower(make_task())
+        model.compile(optimizer=tf.keras.optimizers.SGD(0.02))
+    return model, model.fit(log, epochs=1, verbose=0, shuffle=False).history
+
+
+def test_empty_replica_shares_of_a_small_last_batch():
+    """65 rows in batches of 64 over 4 replicas: the last step gives 3 replicas no row.
+    Training still equals one device, the diagnostics (every row measured) average over
+    replicas to one device's figures, and per-replica negatives (`[0, 0]` logits on the
+    empty replicas) train too."""
+    log = _log(n=65, batch=64)
+    def task(**kw):
+        return _logq_task(
+            negatives=[InBatch(name="in_batch")], diagnostics=True, diagnostics_stride=1, **kw
+        )
+
+    one_model, one = _fit_history(tf.distribute.get_strategy(), task, log)
+    model, four = _fit_history(_mirrored(4), task, log)
+    _assert_same_state(_state(model), _state(one_model))
+    for key in ("in_batch/mass", "in_batch/masked", "in_batch/distinct", "positive/mass"):
+        name = f"negatives/{key}"
+        np.testing.assert_allclose(four[name], one[name], rtol=1e-5, err_msg=name)
+    # The gap: each replica's mean over its rows' entries, weighed by its rows.
+    name = "negatives/in_batch/gap"
+    np.testing.assert_allclose(four[name], one[name], rtol=0.05, err_msg=name)
+    _, apart = _fit_history(_mirrored(4), lambda: task(cross_replica_negatives=False), log)
+    assert all(np.isfinite(values).all() for values in apart.values()), apart
+    assert apart["negatives/positive/mass"][0] > one["negatives/positive/mass"][0]

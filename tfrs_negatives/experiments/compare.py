@@ -21,6 +21,7 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from tfrs_negatives.experiments import distribution
 from tfrs_negatives.experiments.datasets import load_interactions
 from tfrs_negatives.experiments.report import (
     diagnose,
@@ -116,6 +117,7 @@ def parser() -> argparse.ArgumentParser:
         help="leave each user's training items out of its test rankings (the usual "
         "recommender protocol; the TFRS tutorial, and the default, keep them)",
     )
+    distribution.add_distribution_flags(p)
     out = p.add_argument_group("output")
     out.add_argument("--output_dir", default="tfrs_negatives_compare")
     out.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -163,9 +165,9 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, RunResult]:
     """Runs the comparison; returns `{strategy: RunResult}`. Raises UsageError on bad input."""
     args = parser().parse_args(argv)
     names, strategy_options, ks = _checked_flags(args)
+    replicas = _distribution(args, names)  # before any TF op: it may split the CPU
     output_dir = _output_dir(args.output_dir)
     interactions, split = _loaded_split(args, ks)
-    strategies = _strategies(names, split, strategy_options, args.full_softmax_max_items)
     label = interactions.source + (" [SYNTHETIC DATA]" if interactions.synthetic else "")
     print(
         f"data: {label}; {len(split.train_users)} train / {len(split.test_users)} test "
@@ -173,7 +175,9 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, RunResult]:
         f"({int(split.head.sum())} head items hold half the training interactions)"
     )
     start = time.perf_counter()
-    results = _train_all(strategies, split, args, ks)
+    with distribution.scope(replicas):
+        strategies = _strategies(names, split, strategy_options, args.full_softmax_max_items)
+        results = _train_all(strategies, split, args, ks, replicas)
     elapsed = time.perf_counter() - start
     diagnosis = diagnose(results, max(ks))
     _print_report(results, diagnosis, ks, args, f"{label}, {elapsed:.0f} s in all")
@@ -186,10 +190,31 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, RunResult]:
         "num_train": int(len(split.train_users)),
         "num_test": int(len(split.test_users)),
         "arguments": vars(args),
+        "distribution": distribution.describe(replicas, args),
         "seconds": elapsed,
     }
-    _write_outputs(output_dir, header, results, diagnosis, max(ks))
+    if distribution.is_chief(replicas):
+        _write_outputs(output_dir, header, results, diagnosis, max(ks))
+    else:
+        print("\nthis worker is not the chief: the chief (worker 0) writes the outputs")
     return results
+
+
+def _distribution(args: argparse.Namespace, names: List[str]):
+    """The `tf.distribute` strategy of `--distribution` (None: none), or a UsageError."""
+    try:
+        replicas = distribution.strategy_from_flags(args)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if replicas is not None:
+        print(f"distribution: {distribution.describe(replicas, args)}")
+        if "inbatch" in names and replicas.num_replicas_in_sync > 1:
+            print(
+                "note: 'inbatch' is TFRS's own Retrieval task: its in-batch negatives are "
+                "each replica's slice of the batch",
+                file=sys.stderr,
+            )
+    return replicas
 
 
 def _checked_flags(args: argparse.Namespace) -> Tuple[List[str], StrategyOptions, List[int]]:
@@ -216,6 +241,7 @@ def _checked_flags(args: argparse.Namespace) -> Tuple[List[str], StrategyOptions
         miner=args.miner,
         mix=mix,
         progress=not args.quiet,
+        cross_replica_negatives=False if args.per_replica_negatives else None,
     )
     return names, options, _ks(args.ks)
 
@@ -280,10 +306,16 @@ def _training_options(args: argparse.Namespace, ks: List[int]) -> TrainingOption
     )
 
 
-def _train_all(strategies: list, split, args: argparse.Namespace, ks: List[int]) -> dict:
-    """Trains and evaluates every strategy from the same initial weights."""
+def _train_all(
+    strategies: list, split, args: argparse.Namespace, ks: List[int], replicas=None
+) -> dict:
+    """Trains and evaluates every strategy from the same initial weights; `replicas` is
+    the `tf.distribute` strategy they train under (None: none)."""
     options = _training_options(args, ks)
-    train = training_batches(split.train_users, split.train_items, args.batch_size, args.seed)
+    train = distribution.distributed(
+        training_batches(split.train_users, split.train_items, args.batch_size, args.seed),
+        replicas,
+    )
     results: Dict[str, RunResult] = {}
     trained = []
     initial = None
@@ -305,6 +337,8 @@ def _print_report(results: dict, diagnosis: list, ks: List[int], args, title: st
     print()
     protocol = ", training items excluded from rankings" if args.exclude_seen else ""
     label, seconds = title.rsplit(", ", 1)
+    if args.distribution != "none":
+        protocol += f", {args.distribution}"
     print(f"{label}, {args.epochs} epochs, batch {args.batch_size}{protocol}, {seconds}")
     print(format_table(table_rows(results, ks)))
     negative_rows = diagnostics_rows(results)

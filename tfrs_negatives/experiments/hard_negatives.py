@@ -111,6 +111,8 @@ class HardOptions:
       hard_margin: Optional NV-Retriever margin (drop mined titles scoring above
         `(1 - margin)` times the positive).
       seed: Seed of the sampled sources' generators (the mined one's is `seed + 1`).
+      cross_replica_negatives: `CorrectedRetrieval`'s argument of that name (None:
+        global in-batch negatives under a strategy; False: each replica's slice).
     """
 
     miner_kind: str = "brute"
@@ -122,6 +124,7 @@ class HardOptions:
     hard_sample: str = "random"
     hard_margin: Optional[float] = None
     seed: int = 0
+    cross_replica_negatives: Optional[bool] = None
 
     @classmethod
     def from_flags(
@@ -140,6 +143,7 @@ class HardOptions:
             hard_weight=args.hard_weight,
             hard_sample=args.hard_sample,
             hard_margin=args.hard_margin,
+            cross_replica_negatives=False if args.per_replica_negatives else None,
         )
 
 
@@ -164,6 +168,7 @@ def make_task(
             frequency=StreamingFrequencyEstimator(),
             negatives=[negatives.FullCatalogue(data.titles)],
             remove_accidental_hits=True,
+            cross_replica_negatives=options.cross_replica_negatives,
         )
         return task, None
     sources: List[Any] = [negatives.InBatch()]
@@ -182,6 +187,7 @@ def make_task(
         # One correction for every mined run (in-batch only or mixed): distinct
         # candidates counted once, corrected by their inclusion probability.
         duplicates="mask" if mining is not None else None,
+        cross_replica_negatives=options.cross_replica_negatives,
     )
     return task, mining
 

@@ -10,8 +10,10 @@ side. What they share lives here, so that each example holds only its tasks and 
     args = parser.parse_args(argv)
     strategies = chosen_strategies(parser, args, STRATEGIES)
     ks = parse_ks(args)
+    replicas = prepare_distribution(args, parser)  # --distribution, before any TF op
     source, split = prepare_split(args, parser, ks)
-    ...                                  # one model per strategy, trained by fit_timed
+    with distribution.scope(replicas):
+        ...                              # one model per strategy, trained by fit_timed
     print_table(results, ks)
 """
 
@@ -23,6 +25,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from tfrs_negatives.data import load_movielens
 from tfrs_negatives.evaluation import recall_at_k
+from tfrs_negatives.experiments import distribution
 from tfrs_negatives.experiments.datasets import rating_pairs
 from tfrs_negatives.experiments.model import TwoTowerModel, build, set_tower_weights, tower_weights
 from tfrs_negatives.experiments.serving import add_export_flags
@@ -59,6 +62,23 @@ def add_common_flags(
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output_json", default=None)
     add_export_flags(parser)  # --export_dir, --export_index: see serving.export_and_query
+    distribution.add_distribution_flags(parser)  # --distribution, --cpu_devices, ...
+
+
+def prepare_distribution(
+    args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> Optional[tf.distribute.Strategy]:
+    """The `tf.distribute` strategy of `--distribution` (None: none), or a parser error.
+
+    Call it before any TensorFlow operation (`--cpu_devices` splits the CPU).
+    """
+    try:
+        replicas = distribution.strategy_from_flags(args)
+    except ValueError as err:
+        parser.error(str(err))
+    if replicas is not None:
+        print(f"distribution: {distribution.describe(replicas, args)}")
+    return replicas
 
 
 def chosen_strategies(

@@ -57,6 +57,8 @@ class StrategyOptions:
       mix: Source shares of the `mix` strategy.
       seed: Seed of the samplers.
       progress: Progress bars while the miners index and mine.
+      cross_replica_negatives: `CorrectedRetrieval`'s argument of that name (None:
+        global in-batch negatives under a strategy; False: each replica's slice).
     """
 
     num_negatives: int = 1024
@@ -68,6 +70,7 @@ class StrategyOptions:
     mix: Optional[Dict[str, float]] = None
     seed: int = 0
     progress: bool = False
+    cross_replica_negatives: Optional[bool] = None
 
 
 @dataclasses.dataclass
@@ -231,7 +234,10 @@ def make_strategy(name: str, split: Split, options: StrategyOptions) -> Strategy
     if name == "inbatch":
         return Strategy(name, tfrs.tasks.Retrieval(), None, {"inbatch": -1})
     if name == "full_softmax":
-        task = CorrectedRetrieval(negatives=[negatives.FullCatalogue(items, name="full_catalogue")])
+        task = CorrectedRetrieval(
+            negatives=[negatives.FullCatalogue(items, name="full_catalogue")],
+            cross_replica_negatives=options.cross_replica_negatives,
+        )
         return Strategy(name, task, None, {"full_catalogue": len(items)})
     counts, window = _source_counts(name, options)
     _check_sampled_counts(counts, len(items))
@@ -247,6 +253,7 @@ def make_strategy(name: str, split: Split, options: StrategyOptions) -> Strategy
         # Mined runs count each distinct candidate once, corrected by its inclusion
         # probability (the default with sampled sources; also without them).
         duplicates="mask" if mining is not None else None,
+        cross_replica_negatives=options.cross_replica_negatives,
     )
     return Strategy(name, task, mining, counts)
 

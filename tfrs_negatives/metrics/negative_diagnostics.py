@@ -27,8 +27,10 @@ layer's `name` (`in_batch`, `uniform`, `uniform_1`, `popularity`, `mined`, ...):
 and `negatives/positive/mass`, the mean softmax probability of each row's positive.
 
 `mass`, `gap` and `masked` are measured on every `diagnostics_stride`-th row of the
-batch (32 by default; 1 for every row), unweighted by `sample_weight`. Each metric
-is the mean over the steps since Keras last reset it (the epoch in `fit`, as for
+batch (32 by default; 1 for every row), unweighted by `sample_weight`. Under a
+`tf.distribute` strategy each replica measures its own rows and weighs its figures by
+its share of the step's measured rows, so a step counts once, as on one device. Each
+metric is the mean over the steps since Keras last reset it (the epoch in `fit`, as for
 `loss`): progress bars and per-batch TensorBoard logs show the running mean,
 `History` the epoch's mean. A metric not updated since the reset reports NaN: the
 statistics are not computed when the task is called with `training=False`, so
@@ -136,22 +138,43 @@ class NegativeDiagnostics:
           The update ops.
         """
         gap = statistics.gap if gap_scale is None else statistics.gap * gap_scale
+        # Under tf.distribute each replica weighs its statistics by its share of the
+        # step's measured rows, so a step counts once however many replicas share it
+        # (an empty share of a small last batch counts not at all).
+        share = _row_share(statistics.rows)
         updates = []
         for k in range(len(self.source_names)):
             mass, gap_metric, masked, distinct_metric = self.metrics[4 * k : 4 * k + 4]
             has_entries = tf.cast(statistics.entries[k] > 0, tf.float32)
-            updates.append(mass.update_state(statistics.mass[k]))
+            updates.append(mass.update_state(_finite(statistics.mass[k]), sample_weight=share))
             # A step where the source has no unmasked entry has no gap: it does not count.
+            has_valid = tf.cast(statistics.valid[k] > 0, tf.float32)
+            updates.append(gap_metric.update_state(gap[k], sample_weight=share * has_valid))
             updates.append(
-                gap_metric.update_state(
-                    gap[k], sample_weight=tf.cast(statistics.valid[k] > 0, tf.float32)
-                )
+                masked.update_state(statistics.masked[k], sample_weight=share * has_entries)
             )
-            updates.append(masked.update_state(statistics.masked[k], sample_weight=has_entries))
             if distinct[k] is not None:
-                updates.append(distinct_metric.update_state(tf.cast(distinct[k], tf.float32)))
-        updates.append(self.metrics[-1].update_state(statistics.positive_mass))
+                updates.append(
+                    distinct_metric.update_state(
+                        tf.cast(distinct[k], tf.float32), sample_weight=share
+                    )
+                )
+        positive_mass = _finite(statistics.positive_mass)
+        updates.append(self.metrics[-1].update_state(positive_mass, sample_weight=share))
         return updates
+
+
+def _row_share(rows: tf.Tensor) -> tf.Tensor:
+    """This replica's share of the step's measured rows: 1 on one device (0 without rows)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync <= 1:
+        return tf.cast(rows > 0, tf.float32)
+    return tf.math.divide_no_nan(rows, context.all_reduce(tf.distribute.ReduceOp.SUM, rows))
+
+
+def _finite(value: tf.Tensor) -> tf.Tensor:
+    """`value` with NaN as 0 (a mean over no rows, which then counts with weight 0)."""
+    return tf.where(tf.math.is_nan(value), tf.zeros_like(value), value)
 
 
 def negative_diagnostics_from_logs(

@@ -34,7 +34,10 @@ class NegativeStatistics(NamedTuple):
         no entry; see `entries`).
       valid: `[S]` number of unmasked entries.
       entries: `[S]` number of entries (rows times columns, own positives excluded).
-      positive_mass: Scalar mean softmax probability of each row's positive.
+      positive_mass: Scalar mean softmax probability of each row's positive (NaN
+        without rows).
+      rows: Scalar number of rows measured (0: a replica's empty share of a small
+        last batch under `tf.distribute`).
     """
 
     mass: tf.Tensor
@@ -43,6 +46,7 @@ class NegativeStatistics(NamedTuple):
     valid: tf.Tensor
     entries: tf.Tensor
     positive_mass: tf.Tensor
+    rows: tf.Tensor
 
 
 class StatisticsRequest(NamedTuple):
@@ -124,6 +128,7 @@ def negative_statistics(
         valid=valid,
         entries=entries,
         positive_mass=positive_mass,
+        rows=num_rows,
     )
 
 

@@ -46,6 +46,11 @@ def softmax_cross_entropy(
     labels = tf.range(tf.shape(logits)[0])
     if positive_columns is not None:
         labels = tf.cast(positive_columns, tf.int32)
+    # A replica's empty share of a small last batch under tf.distribute (per-replica
+    # negatives) is `[0, 0]`, which the kernel rejects (no class): one padding
+    # column then; with columns nothing is padded and the input passes through.
+    no_columns = tf.cast(tf.equal(tf.shape(logits)[1], 0), tf.int32)
+    logits = tf.pad(logits, [[0, 0], [0, no_columns]])
     per_row = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
     return _weighted_sum(per_row, sample_weight)
 
