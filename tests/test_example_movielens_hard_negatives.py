@@ -322,3 +322,18 @@ def test_content_only_tower_end_to_end(run_on, mock_ratings):
     row = run_on(dataset, flags)["mixed+hard_window"]
     assert math.isfinite(row["final_loss"]) and row["refreshes"] == 1
     assert 0.0 <= row["recall@1"] <= row["recall@5"] <= row["recall@10"] <= 1.0
+
+
+def test_under_mirrored_strategy_trains_as_one_device(run_on, example, mock_ratings):
+    """4 replicas (the test process's logical CPUs), global negatives: the deterministic
+    runs (in-batch, and the window's top mined titles, refreshed each epoch under the
+    strategy) train as on one device."""
+    tf.distribute.MirroredStrategy._collective_key_base += 10_000
+    flags = TINY + ["--epochs", "2", "--hard_warmup_epochs", "0.4", "--hard_ramp_epochs", "0"]
+    flags += ["--hard_sample", "top", "--strategies", "logq,logq+hard_window", "--ks", "1,5,10"]
+    one = run_on(mock_ratings, flags)
+    four = run_on(mock_ratings, flags + ["--distribution", "mirrored"])
+    for name, row in one.items():
+        for key in ("recall@1", "recall@5", "recall@10", "final_loss", "refreshes"):
+            assert four[name][key] == pytest.approx(row[key], rel=1e-4, abs=1e-6), (name, key)
+    assert four["logq+hard_window"]["refreshes"] == 2

@@ -110,3 +110,17 @@ def test_bad_flags_exit_with_message(example, capsys):
     with pytest.raises(SystemExit):
         example.run(["--strategies", "plain,magic"])
     assert "unknown ['magic']" in capsys.readouterr().err
+
+
+def test_under_mirrored_strategy_trains_as_one_device(example, mock_ratings, serve_from_tfds):
+    """4 replicas, global negatives: the corrected runs equal one device; TFRS's own
+    `plain` task keeps per-replica negatives, so it is not compared."""
+    tf.distribute.MirroredStrategy._collective_key_base += 10_000
+    flags = ["--epochs", "2", "--batch_size", "64", "--ks", "1,10,20", "--export_dir="]
+    flags += ["--strategies", "logq_streaming,logq_exact"]
+    with serve_from_tfds(mock_ratings):
+        one = example.run(flags)
+        four = example.run(flags + ["--distribution", "mirrored"])
+    for name, row in one.items():
+        for key in ("recall@1", "recall@10", "head_recall@10", "tail_recall@10"):
+            assert four[name][key] == pytest.approx(row[key], abs=1e-9), (name, key)
