@@ -112,10 +112,13 @@ def test_compare_under_mirrored_equals_one_device_and_per_replica_differs(tmp_pa
     _same_training(metrics, {name: result.metrics for name, result in mirrored.items()})
     _diagnostics_close(plain, mirrored)
     per_replica, saved = _compare(
-        tmp_path, "per_replica", "--distribution", "mirrored", "--per_replica_negatives"
+        tmp_path,
+        "per_replica",
+        *("--distribution", "mirrored", "--per_replica_negatives", "--strategies", "logq"),
     )
     assert saved["distribution"].endswith("per-replica in-batch negatives")
     # Each replica's softmax sees a quarter of the batch: easier rows, other updates.
+    assert list(per_replica) == ["logq"]
     loss = [r["logq"].metrics["final_loss"] for r in (plain, per_replica)]
     assert loss[1] < 0.9 * loss[0], loss
     mass = [r["logq"].diagnostics["positive"]["mass"] for r in (plain, per_replica)]
