@@ -4,7 +4,8 @@ collect it): `python multi_worker_job.py OUT_DIR` with `TF_CONFIG` set.
 Under `MultiWorkerMirroredStrategy` (one CPU replica per worker) it trains the seeded
 model of `distributed_support` for two epochs of `weighted_log()`, with global negatives
 (the default) and then with per-replica negatives, and writes `worker<i>.npz` to OUT_DIR:
-the weights and estimator state of each run (`global/...`, `local/...`) and Keras' losses.
+the weights, estimator state and Keras' losses of each run (`global/...`, `local/...`),
+the number of replicas (global, this worker's) and of this worker's CPU devices.
 """
 
 import json
@@ -26,13 +27,24 @@ def _sharded_log():
     return weighted_log().with_options(options)
 
 
+def _own_cpus(task_index):
+    """This worker's logical CPUs (the cluster's other workers' are listed too)."""
+    devices = tf.config.list_logical_devices("CPU")
+    return [d for d in devices if f"/task:{task_index}/" in d.name]
+
+
 def main(out_dir):
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     task_index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
-    arrays = {"num_replicas": np.array(strategy.num_replicas_in_sync)}
+    arrays = {
+        "num_replicas": np.array(strategy.num_replicas_in_sync),
+        "local_replicas": np.array(len(strategy.extended.worker_devices)),
+        "local_cpus": np.array(len(_own_cpus(task_index))),
+    }
     for name, cross_replica in (("global", None), ("local", False)):
         model, losses = trained(
-            strategy, lambda c=cross_replica: logq_task(cross_replica_negatives=c),
+            strategy,
+            lambda c=cross_replica: logq_task(cross_replica_negatives=c),
             dataset=_sharded_log(),
         )
         arrays.update({f"{name}/{k}": v for k, v in trained_state(model).items()})
