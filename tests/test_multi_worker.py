@@ -57,9 +57,10 @@ def _child_env(tf_config=None):
     return env
 
 
-def _run(commands, logs):
-    """Runs `[(argv, env)]` together until all exit (or one fails, or the deadline passes);
-    kills what is left. Raises AssertionError with every child's output unless all exit 0."""
+def _run(commands, logs, deadline=None):
+    """Runs `[(argv, env)]` together until all exit, one fails or `deadline` passes (a
+    `time.monotonic()`; default `DEADLINE_SECONDS` from now), and kills what is left.
+    Raises AssertionError with every child's output unless all exit 0."""
     processes = []
     try:
         for (argv, env), log in zip(commands, logs):
@@ -69,27 +70,33 @@ def _run(commands, logs):
                         [sys.executable, *argv], env=env, stdout=out, stderr=subprocess.STDOUT
                     )
                 )
-        deadline = time.monotonic() + DEADLINE_SECONDS
-        while any(p.poll() is None for p in processes):
-            # A failed worker leaves its peers waiting in a collective: stop at once.
+        if deadline is None:
+            deadline = time.monotonic() + DEADLINE_SECONDS
+        # A failed worker leaves its peers waiting in a collective: stop at once.
+        while any(p.poll() is None for p in processes) and time.monotonic() < deadline:
             if any(p.returncode not in (None, 0) for p in processes):
                 break
-            if time.monotonic() > deadline:
-                break
             time.sleep(0.2)
-        codes = [p.returncode for p in processes]
+        status = [_status(p.returncode, deadline) for p in processes]
     finally:
         for process in processes:
             if process.poll() is None:
                 process.kill()
             process.wait(timeout=30)
-    if codes != [0] * len(commands):
+    if status != ["exit 0"] * len(commands):
         outputs = "\n".join(
-            f"--- {log} (exit {code}; None: killed at the {DEADLINE_SECONDS} s deadline)\n"
-            + Path(log).read_text(errors="replace")[-6000:]
-            for log, code in zip(logs, codes)
+            f"--- {log} ({state})\n" + Path(log).read_text(errors="replace")[-6000:]
+            for log, state in zip(logs, status)
         )
         raise AssertionError(f"a child process failed:\n{outputs}")
+
+
+def _status(code, deadline):
+    if code is not None:
+        return f"exit {code}"
+    if time.monotonic() >= deadline:
+        return "killed: still running at the deadline"
+    return "killed: still running when another child failed"
 
 
 @pytest.fixture(scope="module")
@@ -147,13 +154,12 @@ def test_per_replica_negatives_across_workers_differ_from_one_device(multi_worke
 def parameter_server(tmp_path_factory):
     """`parameter_server_job.py`'s results with 1 and with 2 workers: `{workers: arrays}`."""
     out = tmp_path_factory.mktemp("parameter_server")
-    results = {}
-    for workers in (1, 2):
-        npz = out / f"workers{workers}.npz"
-        command = ([str(TESTS / "parameter_server_job.py"), str(npz), str(workers)], _child_env())
-        _run([command], [out / f"workers{workers}.log"])
-        results[workers] = dict(np.load(npz))
-    return results
+    job = str(TESTS / "parameter_server_job.py")
+    deadline = time.monotonic() + DEADLINE_SECONDS  # for both runs, one after the other
+    for n in (1, 2):
+        command = ([job, str(out / f"workers{n}.npz"), str(n)], _child_env())
+        _run([command], [out / f"workers{n}.log"], deadline)
+    return {n: dict(np.load(out / f"workers{n}.npz")) for n in (1, 2)}
 
 
 @pytest.mark.parametrize("workers", [1, 2])
