@@ -18,10 +18,16 @@ from tfrs_negatives.negatives import (
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_recommenders as tfrs
-from tests_support import NUM_ITEMS, NUM_USERS, FixedDraws
-
-DIM = 8
+from distributed_support import (
+    DIM,
+    WeightedTwoTower,
+    assert_same_state,
+    logq_task,
+    trained,
+    trained_state,
+    weighted_log,
+)
+from tests_support import NUM_ITEMS, FixedDraws
 
 
 def _mirrored(num_devices):
@@ -37,86 +43,14 @@ def _default_mirrored(devices=None):
     return tf.distribute.MirroredStrategy(devices)
 
 
-class WeightedTwoTower(tfrs.Model):
-    """ID towers with seeded weights; the task gets sample weights, ids and the tower."""
-
-    def __init__(self, task, seed=0):
-        super().__init__()
-        rng = np.random.default_rng(seed)
-        self.query_tower = tf.keras.layers.Embedding(
-            NUM_USERS, DIM, embeddings_initializer=_constant(rng, NUM_USERS)
-        )
-        self.item_tower = tf.keras.layers.Embedding(
-            NUM_ITEMS, DIM, embeddings_initializer=_constant(rng, NUM_ITEMS)
-        )
-        self.task = task
-
-    def compute_loss(self, features, training=False):
-        return self.task(
-            self.query_tower(features["user"]),
-            self.item_tower(features["item"]),
-            sample_weight=features["weight"],
-            candidate_ids=features["item"],
-            candidate_tower=self.item_tower,
-            training=training,
-        )
-
-
-def _constant(rng, rows):
-    return tf.keras.initializers.Constant(rng.normal(scale=0.3, size=(rows, DIM)))
-
-
-def _log(n=250, batch=64, seed=0):
-    """Zipf items (repeats: accidental hits), weights; the last batch is uneven."""
-    rng = np.random.default_rng(seed)
-    items = np.minimum(rng.zipf(1.5, n) - 1, NUM_ITEMS - 1).astype(np.int64)
-    return tf.data.Dataset.from_tensor_slices(
-        {
-            "user": rng.integers(0, NUM_USERS, n),
-            "item": items,
-            "weight": rng.uniform(0.5, 1.5, n).astype(np.float32),
-        }
-    ).batch(batch)
-
-
-def _logq_task(**kwargs):
-    return tfn.CorrectedRetrieval(
-        frequency=tfn.StreamingFrequencyEstimator(num_buckets=64),
-        remove_accidental_hits=True,
-        temperature=0.5,
-        **kwargs,
-    )
-
-
-def _trained(strategy, make_task, epochs=2):
-    with strategy.scope():
-        model = WeightedTwoTower(make_task())
-        model.compile(optimizer=tf.keras.optimizers.SGD(0.02))
-    history = model.fit(_log(), epochs=epochs, verbose=0, shuffle=False)
-    return model, history.history["loss"]
-
-
-def _state(model):
-    state = {"query": model.query_tower.embeddings, "item": model.item_tower.embeddings}
-    frequency = model.task.frequency
-    if frequency is not None:
-        state.update(gap=frequency.gap, occurrences=frequency.occurrences)
-    return {k: v.numpy() for k, v in state.items()}
-
-
-def _assert_same_state(got, want, rtol=1e-5):
-    for key in want:
-        np.testing.assert_allclose(got[key], want[key], rtol=rtol, atol=1e-6, err_msg=key)
-
-
 @pytest.mark.parametrize("num_devices", [2, 4])
 def test_global_negatives_train_as_one_device(num_devices):
-    one_model, one_losses = _trained(tf.distribute.get_strategy(), _logq_task)
-    model, losses = _trained(_mirrored(num_devices), _logq_task)
-    _assert_same_state(_state(model), _state(one_model))
+    one_model, one_losses = trained(tf.distribute.get_strategy(), logq_task)
+    model, losses = trained(_mirrored(num_devices), logq_task)
+    assert_same_state(trained_state(model), trained_state(one_model))
     np.testing.assert_allclose(losses, one_losses, rtol=1e-5)  # Keras sums replicas' losses
     initial = WeightedTwoTower(None).item_tower(tf.range(NUM_ITEMS)).numpy()
-    assert np.abs(_state(model)["item"] - initial).max() > 1e-2  # the steps did move
+    assert np.abs(trained_state(model)["item"] - initial).max() > 1e-2  # the steps did move
 
 
 def _replica_losses(strategy, make_task, batch):
@@ -132,29 +66,29 @@ def _replica_losses(strategy, make_task, batch):
 
 
 def test_per_replica_negatives_are_each_slice_alone():
-    batch = next(iter(_log()))
+    batch = next(iter(weighted_log()))
     per_replica = _replica_losses(
-        _mirrored(2), lambda: _logq_task(cross_replica_negatives=False), batch
+        _mirrored(2), lambda: logq_task(cross_replica_negatives=False), batch
     )
     halves = [{k: v[:32] for k, v in batch.items()}, {k: v[32:] for k, v in batch.items()}]
-    alone = [_replica_losses(tf.distribute.get_strategy(), _logq_task, h)[0] for h in halves]
+    alone = [_replica_losses(tf.distribute.get_strategy(), logq_task, h)[0] for h in halves]
     np.testing.assert_allclose(per_replica, alone, rtol=1e-5)
-    global_loss = _replica_losses(_mirrored(2), _logq_task, batch)
-    one_device = _replica_losses(tf.distribute.get_strategy(), _logq_task, batch)
+    global_loss = _replica_losses(_mirrored(2), logq_task, batch)
+    one_device = _replica_losses(tf.distribute.get_strategy(), logq_task, batch)
     np.testing.assert_allclose(sum(global_loss), one_device[0], rtol=1e-5)
     assert abs(sum(per_replica) - one_device[0]) > 1e-3 * abs(one_device[0])
 
 
 def _mixed_task(draws=(3, 7, 7, 20, 39)):
-    return _logq_task(negatives=[InBatch(), FixedDraws(np.arange(NUM_ITEMS), list(draws))])
+    return logq_task(negatives=[InBatch(), FixedDraws(np.arange(NUM_ITEMS), list(draws))])
 
 
 def test_global_negatives_with_shared_draws_train_as_one_device():
     # Every replica scores the same draws: each row sees the global batch and the draws,
     # so the mixture probability (global batch + K draws) is the one-device one.
-    one_model, one_losses = _trained(tf.distribute.get_strategy(), _mixed_task)
-    model, losses = _trained(_mirrored(2), _mixed_task)
-    _assert_same_state(_state(model), _state(one_model))
+    one_model, one_losses = trained(tf.distribute.get_strategy(), _mixed_task)
+    model, losses = trained(_mirrored(2), _mixed_task)
+    assert_same_state(trained_state(model), trained_state(one_model))
     np.testing.assert_allclose(losses, one_losses, rtol=1e-5)
 
 
@@ -198,7 +132,7 @@ STRATEGIES = {
 @pytest.mark.parametrize("name", list(STRATEGIES))
 def test_every_source_estimator_curriculum_and_refresh_train(name):
     model, table, callbacks = _every_source_model(STRATEGIES[name]())
-    history = model.fit(_log(), epochs=2, verbose=0, callbacks=callbacks)
+    history = model.fit(weighted_log(), epochs=2, verbose=0, callbacks=callbacks)
     assert np.all(np.isfinite(history.history["loss"]))
     assert int(table.refreshes.numpy()) == 2 and callbacks[0].failures == 0
     assert int(model.task.negatives[1].active_count.numpy()) == 6
@@ -221,17 +155,17 @@ def _window(embeddings, lo, hi):
 
 def test_checkpoints_restore_across_replica_counts(tmp_path):
     model, table, callbacks = _every_source_model(_mirrored(2))
-    model.fit(_log(), epochs=1, verbose=0, callbacks=callbacks)
+    model.fit(weighted_log(), epochs=1, verbose=0, callbacks=callbacks)
     path = tf.train.Checkpoint(model=model).save(str(tmp_path / "two"))
     saved = _full_state(model)
 
     one, _, _ = _every_source_model(tf.distribute.get_strategy())
-    one.fit(_log(seed=3).take(1), verbose=0)  # creates every variable, then overwritten
+    one.fit(weighted_log(seed=3).take(1), verbose=0)  # creates every variable, then overwritten
     tf.train.Checkpoint(model=one).restore(path).assert_existing_objects_matched()
     _assert_equal_states(_full_state(one), saved)
 
     four, _, _ = _every_source_model(_mirrored(4))
-    four.fit(_log(seed=4).take(1), verbose=0)
+    four.fit(weighted_log(seed=4).take(1), verbose=0)
     back = tf.train.Checkpoint(model=one).save(str(tmp_path / "one"))
     tf.train.Checkpoint(model=four).restore(back).assert_existing_objects_matched()
     _assert_equal_states(_full_state(four), saved)

@@ -147,8 +147,9 @@ class StreamingFrequencyEstimator(SamplingProbabilityEstimator):
         distributed = tf.distribute.has_strategy() and context is not None
         if distributed and context.num_replicas_in_sync > 1:
             # Every replica counts the whole global batch, identically; the
-            # variables keep the first replica's (equal) result.
-            ids = context.all_gather(ids, axis=0)
+            # variables keep the first replica's (equal) result. The identity places
+            # the ids on the replica's device (`tasks.replicas.all_gather` says why).
+            ids = context.all_gather(tf.identity(ids), axis=0)
         now = self.examples_seen.assign_add(tf.size(ids, out_type=tf.int64))
         positions = tf.reshape(self.bucket_indices(ids), [-1])
         buckets, _, counts = tf.unique_with_counts(positions, out_idx=tf.int64)

@@ -70,7 +70,7 @@ def gathering_context(
 def replica_slice(context: tf.distribute.ReplicaContext, num_local: tf.Tensor) -> ReplicaSlice:
     """This replica's `ReplicaSlice` (replicas may hold different numbers of rows)."""
     num_local = tf.cast(num_local, tf.int32)
-    sizes = context.all_gather(tf.reshape(num_local, [1]), axis=0)  # [R]
+    sizes = all_gather(context, tf.reshape(num_local, [1]))  # [R]
     replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
     before = tf.range(tf.shape(sizes)[0]) < replica
     offset = tf.reduce_sum(tf.where(before, sizes, tf.zeros_like(sizes)))
@@ -83,6 +83,16 @@ def gathered(
     """Every replica's `values` concatenated along axis 0 in replica order (None stays None)."""
     if values is None:
         return None
-    everyone = context.all_gather(values, axis=0)
+    everyone = all_gather(context, values)
     everyone.set_shape([None, *values.shape[1:]])  # all_gather loses the static shape
     return everyone
+
+
+def all_gather(context: tf.distribute.ReplicaContext, values: tf.Tensor) -> tf.Tensor:
+    """`context.all_gather(values, axis=0)`, from a tensor placed on the replica's device.
+
+    The gather sends its result to the input's device, and some tensors have none
+    (the outputs of a `tf.cond`): `MultiWorkerMirroredStrategy` then fails with
+    "destinations can not be empty". An identity in the replica's device scope places it.
+    """
+    return context.all_gather(tf.identity(values), axis=0)
