@@ -196,7 +196,7 @@ class FixedPopularityDraws(Popularity):
 def _deterministic_sources_task(table):
     items = np.arange(NUM_ITEMS)
     counts = np.arange(NUM_ITEMS, 0, -1)
-    return _logq_task(
+    return logq_task(
         negatives=[
             InBatch(),
             FixedPopularityDraws(items, [0, 1, 1, 5, 30], power=0.75, counts=counts),
@@ -215,7 +215,7 @@ def _trained_with_refresh(strategy):
     refresh = RefreshHardNegatives(
         BruteForceMiner(items, min_rank=2, max_rank=6), table, model.item_tower
     )
-    history = model.fit(_log(), epochs=2, verbose=0, shuffle=False, callbacks=[refresh])
+    history = model.fit(weighted_log(), epochs=2, verbose=0, shuffle=False, callbacks=[refresh])
     return model, table, history.history["loss"]
 
 
@@ -224,7 +224,7 @@ def test_popularity_full_catalogue_and_refreshed_mined_train_as_one_device():
     # refreshed window): each row sees what it sees on one device, so training is equal.
     one_model, one_table, one_losses = _trained_with_refresh(tf.distribute.get_strategy())
     model, table, losses = _trained_with_refresh(_mirrored(2))
-    _assert_same_state(_state(model), _state(one_model))
+    assert_same_state(trained_state(model), trained_state(one_model))
     np.testing.assert_allclose(losses, one_losses, rtol=1e-5)
     np.testing.assert_array_equal(table.neighbours.numpy(), one_table.neighbours.numpy())
     assert int(table.refreshes.numpy()) == 2
@@ -242,15 +242,16 @@ def test_empty_replica_shares_of_a_small_last_batch():
     Training still equals one device, the diagnostics (every row measured) average over
     replicas to one device's figures, and per-replica negatives (`[0, 0]` logits on the
     empty replicas) train too."""
-    log = _log(n=65, batch=64)
+    log = weighted_log(n=65, batch=64)
+
     def task(**kw):
-        return _logq_task(
+        return logq_task(
             negatives=[InBatch(name="in_batch")], diagnostics=True, diagnostics_stride=1, **kw
         )
 
     one_model, one = _fit_history(tf.distribute.get_strategy(), task, log)
     model, four = _fit_history(_mirrored(4), task, log)
-    _assert_same_state(_state(model), _state(one_model))
+    assert_same_state(trained_state(model), trained_state(one_model))
     for key in ("in_batch/mass", "in_batch/masked", "in_batch/distinct", "positive/mass"):
         name = f"negatives/{key}"
         np.testing.assert_allclose(four[name], one[name], rtol=1e-5, err_msg=name)
