@@ -13,12 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import NUM_LOGICAL_CPUS
-
-TINY_SYNTHETIC = [
-    "--dataset", "synthetic", "--synthetic_users", "150", "--synthetic_items", "200",
-    "--synthetic_interactions_per_user", "12", "--batch_size", "200", "--num_negatives", "32",
-    "--epochs", "2", "--ks", "10,50", "--strategies", "logq,mixed", "--quiet",
-]  # fmt: skip
+from tests_support import TINY_SYNTHETIC
 
 
 def _flags(*argv):

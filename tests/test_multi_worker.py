@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import tfrs_negatives  # noqa: F401  (Keras 2 before TensorFlow loads)
+from tfrs_negatives.experiments import compare
 
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ from distributed_support import (
     trained,
     trained_state,
 )
-from tests_support import NUM_ITEMS
+from tests_support import NUM_ITEMS, TINY_SYNTHETIC
 
 TESTS = Path(__file__).resolve().parent
 # A bound against hangs: an idle 2-core machine needs ~15 s per cluster, a loaded one 80 s.
@@ -189,3 +190,32 @@ def test_parameter_server_two_workers_train(parameter_server, one_device):
     initial = WeightedTwoTower(None).item_tower(tf.range(NUM_ITEMS)).numpy()
     assert np.abs(arrays["item"] - initial).max() > 1e-2
     assert all(np.all(np.isfinite(arrays[k])) for k in one_device[0])
+
+
+def test_compare_command_across_two_workers(tmp_path):
+    """`tfrs-negatives compare --distribution multi_worker` in two processes: the chief
+    alone writes the outputs, log-Q trains as on one device, and the diagnostics are
+    the one-device figures (not multiplied by the workers, as Keras' logs would be)."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    argv = ["-m", "tfrs_negatives", "compare", *TINY_SYNTHETIC, "--distribution", "multi_worker"]
+    commands = [
+        (
+            [*argv, "--output_dir", str(tmp_path / f"worker{i}")],
+            _child_env({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+        )
+        for i in range(2)
+    ]
+    _run(commands, [tmp_path / f"worker{i}.log" for i in range(2)])
+    assert not list((tmp_path / "worker1").iterdir())  # created and checked, not written
+    assert "this worker is not the chief" in (tmp_path / "worker1.log").read_text()
+    workers = json.loads((tmp_path / "worker0" / "results.json").read_text())
+    assert workers["distribution"] == (
+        "MultiWorkerMirroredStrategy, 2 replicas, global in-batch negatives"
+    )
+    one = compare.run([*TINY_SYNTHETIC, "--output_dir", str(tmp_path / "one")])["logq"]
+    logq = workers["results"]["logq"]
+    for key in ("recall@10", "recall@50", "final_loss"):
+        assert logq[key] == pytest.approx(one.metrics[key], rel=1e-4, abs=1e-6), key
+    diagnostics = logq["negative_diagnostics"]["in_batch"]
+    assert diagnostics["distinct"] == pytest.approx(one.diagnostics["in_batch"]["distinct"])
+    assert diagnostics["masked"] == pytest.approx(one.diagnostics["in_batch"]["masked"], abs=0.01)

@@ -75,3 +75,11 @@ class FixedDraws(Uniform):
 
     def sample(self):
         return self.catalogue.gather(self._indices)
+
+
+#: `tfrs-negatives compare` flags of a tiny synthetic run (seconds): logq and mixed.
+TINY_SYNTHETIC = [
+    "--dataset", "synthetic", "--synthetic_users", "150", "--synthetic_items", "200",
+    "--synthetic_interactions_per_user", "12", "--batch_size", "200", "--num_negatives", "32",
+    "--epochs", "2", "--ks", "10,50", "--strategies", "logq,mixed", "--quiet",
+]  # fmt: skip

@@ -158,6 +158,13 @@ def describe(strategy: Optional[tf.distribute.Strategy], args: argparse.Namespac
     replicas = strategy.num_replicas_in_sync
     negatives = "per-replica" if args.per_replica_negatives else "global"
     return (
-        f"{type(strategy).__name__}, {replicas} replica{'s' if replicas > 1 else ''}, "
+        f"{_strategy_name(strategy)}, {replicas} replica{'s' if replicas > 1 else ''}, "
         f"{negatives} in-batch negatives"
     )
+
+
+def _strategy_name(strategy: tf.distribute.Strategy) -> str:
+    """The public class name (a `MultiWorkerMirroredStrategy` is a `CollectiveAllReduceStrategy`)."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"
+    return type(strategy).__name__

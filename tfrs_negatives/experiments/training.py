@@ -153,6 +153,7 @@ def train_and_evaluate(
     groups = popularity_groups(split.train_counts, options.num_groups)
     by_group = recall_by_group(ranks, groups[split.test_index], max(options.ks), options.num_groups)
     logs = {k: float(v[-1]) for k, v in history.history.items() if v}
+    logs.update(_diagnostic_results(model))
     metrics.update(
         final_loss=logs.get("loss", float("nan")),
         step_ms=timer.median_ms,
@@ -171,6 +172,22 @@ def train_and_evaluate(
         start_weights,
         model,
     )
+
+
+def _diagnostic_results(model: tf.keras.Model) -> Dict[str, float]:
+    """The last epoch's `negatives/...` metrics, read from the metrics themselves.
+
+    Under `MultiWorkerMirroredStrategy` Keras (tf-keras 2.20, `reduce_per_replica`) sums
+    every logged value over the workers: right for the loss (each worker's share of
+    the sum), but a metric's result is already global, so its logged value is
+    multiplied by the number of workers. Read after `fit`, in every worker alike, a
+    metric gives its value once.
+    """
+    return {
+        metric.name: float(metric.result())
+        for metric in model.metrics
+        if metric.name.startswith("negatives/")
+    }
 
 
 def _mining_metrics(strategy: Strategy, split: Split, refresh: RefreshHardNegatives) -> dict:
