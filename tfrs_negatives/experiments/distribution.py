@@ -164,7 +164,7 @@ def describe(strategy: Optional[tf.distribute.Strategy], args: argparse.Namespac
 
 
 def _strategy_name(strategy: tf.distribute.Strategy) -> str:
-    """The public class name (a `MultiWorkerMirroredStrategy` is a `CollectiveAllReduceStrategy`)."""
+    """The public class name (an MWMS instance is a `CollectiveAllReduceStrategy`)."""
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return "MultiWorkerMirroredStrategy"
     return type(strategy).__name__
