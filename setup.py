@@ -31,7 +31,14 @@ setup(
     },
     extras_require={
         "scann": ["scann[tf]==1.4.2"],
-        "test": ["pytest>=8", "scipy>=1.11", "ruff==0.17.*", "scann[tf]==1.4.2"],
+        "beam": ["apache-beam[gcp]==2.77.*"],  # resolves with TF 2.20 and protobuf 6.33
+        "test": [
+            "pytest>=8",
+            "scipy>=1.11",
+            "ruff==0.17.*",
+            "scann[tf]==1.4.2",
+            "apache-beam[gcp]==2.77.*",
+        ],
     },
     license="Apache-2.0",
 )
