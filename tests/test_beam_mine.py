@@ -11,6 +11,7 @@ beam = pytest.importorskip("apache_beam")
 from tfrs_negatives.beam import mine_windows  # noqa: E402
 from tfrs_negatives.beam.records import example_bytes  # noqa: E402
 from tfrs_negatives.beam.window import merge_window, shard_top  # noqa: E402
+from tfrs_negatives.experiments.compare import main  # noqa: E402
 
 WINDOW = (3, 9)
 
@@ -36,8 +37,8 @@ def _read_windows(prefix):
     return windows
 
 
-def _brute_force(anchor_ids, anchors, item_ids, items, excludes, window):
-    """Each anchor's admissible ranks `[min, max)` over the whole catalogue (float64, ties by id)."""
+def _brute_force(anchor_ids, anchors, item_ids, items, excludes, window):  # noqa: PLR0913
+    """Each anchor's admissible ranks `[min, max)` of the whole catalogue (float64, ties by id)."""
     scores = anchors.astype(np.float64) @ items.astype(np.float64).T
     expected = {}
     for a, row in enumerate(scores):
@@ -59,9 +60,7 @@ def files(tmp_path_factory):
         _write_embedded(root / f"catalogue-{shard}.tfrecord", item_ids[shard::2], items[shard::2])
     anchor_rows = rng.choice(120, 30, replace=False)
     excludes = [rng.choice(item_ids, rng.integers(0, 4), replace=False).tolist() for _ in range(30)]
-    _write_embedded(
-        root / "anchors.tfrecord", item_ids[anchor_rows], items[anchor_rows], excludes
-    )
+    _write_embedded(root / "anchors.tfrecord", item_ids[anchor_rows], items[anchor_rows], excludes)
     expected = _brute_force(
         item_ids[anchor_rows], items[anchor_rows], item_ids, items, excludes, WINDOW
     )
@@ -72,7 +71,11 @@ def test_exact_windows_over_three_shards_equal_brute_force(files):
     root, expected = files
     prefix = str(root / "out" / "mined")
     mine_windows(
-        str(root / "catalogue-*"), str(root / "anchors.tfrecord"), prefix, WINDOW, num_shards=3,
+        str(root / "catalogue-*"),
+        str(root / "anchors.tfrecord"),
+        prefix,
+        WINDOW,
+        num_shards=3,
         anchor_batch=7,
     )
     assert _read_windows(prefix) == expected
@@ -83,7 +86,11 @@ def test_two_worker_processes_give_the_same_windows(files):
     root, expected = files
     prefix = str(root / "mp" / "mined")
     mine_windows(
-        str(root / "catalogue-*"), str(root / "anchors.tfrecord"), prefix, WINDOW, num_shards=2,
+        str(root / "catalogue-*"),
+        str(root / "anchors.tfrecord"),
+        prefix,
+        WINDOW,
+        num_shards=2,
         pipeline_args=["--direct_num_workers=2", "--direct_running_mode=multi_processing"],
     )
     assert _read_windows(prefix) == expected
@@ -103,8 +110,11 @@ def test_window_beyond_the_catalogue_fails_and_leaves_nothing(files):
     root, _ = files
     with pytest.raises(Exception, match="fewer than the window's end 500"):
         mine_windows(
-            str(root / "catalogue-*"), str(root / "anchors.tfrecord"), str(root / "big" / "m"),
-            (100, 500), num_shards=2,
+            str(root / "catalogue-*"),
+            str(root / "anchors.tfrecord"),
+            str(root / "big" / "m"),
+            (100, 500),
+            num_shards=2,
         )
     assert not list((root / "big").iterdir())
 
@@ -136,3 +146,20 @@ def test_bad_input_names_the_problem_and_leaves_nothing(tmp_path, case, message)
     with pytest.raises(Exception, match=message):
         mine_windows(str(catalogue), str(anchors), str(tmp_path / "out" / "m"), (0, 4), 2)
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_mine_command_passes_beam_flags_through(files, capsys):
+    root, expected = files
+    prefix = str(root / "cli" / "mined")
+    code = main(
+        [
+            "mine", "--catalogue", str(root / "catalogue-*"), "--anchors",
+            str(root / "anchors.tfrecord"), "--output", prefix, "--window", "3,9",
+            "--num_shards", "2", "--runner", "DirectRunner", "--direct_num_workers", "1",
+        ]
+    )  # fmt: skip
+    assert code == 0 and f"wrote {prefix}" in capsys.readouterr().out
+    assert _read_windows(prefix) == expected
+    with pytest.raises(SystemExit):
+        main(["mine", "--catalogue", "x", "--anchors", "y", "--output", "z", "--window", "9"])
+    assert "expected MIN,MAX" in capsys.readouterr().err

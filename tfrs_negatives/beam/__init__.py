@@ -13,7 +13,21 @@ File contract (TFRecord files of `tf.train.Example`, one file or a glob of shard
 * interactions (for `count`): any features, one of them the counted id.
 """
 
-from tfrs_negatives.beam.count import count_items, load_counts
-from tfrs_negatives.beam.mine import mine_windows
+import importlib
+from typing import Any
+
+#: Public names and the modules that hold them (imported on first use, so that
+#: `tfrs_negatives.beam.cli` loads without Beam installed).
+_EXPORTS = {
+    "count_items": "tfrs_negatives.beam.count",
+    "load_counts": "tfrs_negatives.data.offline",
+    "mine_windows": "tfrs_negatives.beam.mine",
+}
 
 __all__ = ["count_items", "load_counts", "mine_windows"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'tfrs_negatives.beam' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -21,6 +21,7 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from tfrs_negatives.beam import cli as beam_cli
 from tfrs_negatives.experiments import distribution
 from tfrs_negatives.experiments.datasets import load_interactions
 from tfrs_negatives.experiments.report import (
@@ -364,14 +365,17 @@ def _write_outputs(output_dir: str, header: dict, results: dict, diagnosis: list
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of `tfrs-negatives` and `python -m tfrs_negatives`: `compare` [flags]."""
+    """Entry point of `tfrs-negatives` / `python -m tfrs_negatives`: `compare`, `count`, `mine`."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in beam_cli.COMMANDS:
+        print("wrote " + beam_cli.run(argv[0], argv[1:]))
+        return 0
     if argv and argv[0] == "compare":
         argv = argv[1:]
     elif argv and not argv[0].startswith("-"):
         print(
-            f"error: unknown command {argv[0]!r}; the command is 'compare' "
-            "(tfrs-negatives compare --help)",
+            f"error: unknown command {argv[0]!r}; the commands are 'compare', "
+            f"{', '.join(repr(c) for c in beam_cli.COMMANDS)} (tfrs-negatives compare --help)",
             file=sys.stderr,
         )
         return 2
