@@ -101,7 +101,7 @@ def test_merge_of_shards_equals_one_shard_with_ties_by_id():
     ids = [50, 10, 40, 30, 20]
     anchor = np.array([[1.0]])
     whole = shard_top(anchor, items, ids, [5])[0]
-    assert whole.ids == [40, 10, 20, 50, 30]  # 2 > 1 = 1 = 1 (by id) > 0.5
+    assert list(whole.ids) == [40, 10, 20, 50, 30]  # 2 > 1 = 1 = 1 (by id) > 0.5
     parts = [shard_top(anchor, items[s::2], ids[s::2], [5])[0] for s in range(2)]
     assert merge_window(20, [40], parts, (0, 3)) == [10, 50, 30]
 

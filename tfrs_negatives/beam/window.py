@@ -15,11 +15,13 @@ class Neighbours(NamedTuple):
     """One shard's best candidates of one anchor, best first."""
 
     scores: np.ndarray  # [k] float64
-    ids: list  # [k] ids
+    ids: Sequence[Id]  # [k] ids: an int64 array (cheap to pickle) or a list of bytes
 
 
 def ranked(scores: np.ndarray, ids: Sequence[Id]) -> np.ndarray:
     """Positions ordering `scores` best first, ties by id."""
+    if ids and not isinstance(ids[0], bytes):
+        return np.lexsort((np.asarray(ids, np.int64), -np.asarray(scores)))
     return np.asarray(sorted(range(len(ids)), key=lambda i: (-scores[i], ids[i])), np.int64)
 
 
@@ -46,8 +48,13 @@ def shard_top(
             continue
         best = np.argpartition(-row, k - 1)[:k] if k < len(row) else np.arange(len(row))
         order = best[ranked(row[best], [item_ids[i] for i in best])]
-        result.append(Neighbours(row[order], [item_ids[i] for i in order]))
+        result.append(Neighbours(row[order], _compact([item_ids[i] for i in order])))
     return result
+
+
+def _compact(ids: list) -> Sequence[Id]:
+    """Int ids as an int64 array (what Beam's coders pickle fastest); bytes ids as they are."""
+    return ids if ids and isinstance(ids[0], bytes) else np.asarray(ids, np.int64)
 
 
 def needed(max_rank: int, exclude: Sequence[Id]) -> int:
@@ -79,7 +86,7 @@ def merge_window(
     scores, ids = [], []
     for part in parts:
         scores.extend(part.scores.tolist())
-        ids.extend(part.ids)
+        ids.extend(part.ids.tolist() if isinstance(part.ids, np.ndarray) else part.ids)
     admissible = [i for i in ranked(np.asarray(scores), ids) if ids[i] not in dropped]
     if len(admissible) < window[1]:
         raise ValueError(
