@@ -42,8 +42,9 @@ def test_float16():
     got = prior_correction(p16, 0.01)
     assert got.dtype == tf.float16
     assert np.all(np.isfinite(got.numpy()))
-    np.testing.assert_allclose(got.numpy().astype(np.float64),
-                               _reference(P.astype(np.float16), 0.01), rtol=2e-3, atol=1e-6)
+    np.testing.assert_allclose(
+        got.numpy().astype(np.float64), _reference(P.astype(np.float16), 0.01), rtol=2e-3, atol=1e-6
+    )
     logits = prior_correction(tf.constant([-5.0, 5.0], tf.float16), 0.01, from_logits=True)
     assert logits.dtype == tf.float16
     np.testing.assert_allclose(logits.numpy(), np.array([-5, 5]) + np.log(0.01), rtol=1e-3)

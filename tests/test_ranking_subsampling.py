@@ -14,7 +14,8 @@ def _log(n=N, seed=0):
     rng = np.random.default_rng(seed)
     labels = (rng.random(n) < 0.1).astype(np.int64)
     return labels, tf.data.Dataset.from_tensor_slices(
-        {"row": np.arange(n, dtype=np.int64), "click": labels})
+        {"row": np.arange(n, dtype=np.int64), "click": labels}
+    )
 
 
 def _rows(ds):

@@ -1,9 +1,9 @@
 """Calibrators of retrieval/ranking scores into probabilities, as exportable Keras layers."""
 
+from tfrs_negatives.ops.calibration import fit_isotonic, fit_platt
+
 import numpy as np
 import tensorflow as tf
-
-from tfrs_negatives.ops.calibration import fit_isotonic, fit_platt
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_negatives")

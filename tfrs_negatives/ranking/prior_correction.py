@@ -1,9 +1,9 @@
 """PriorCorrection: a Keras layer undoing negative subsampling on a ranker's output."""
 
-import tensorflow as tf
-
 from tfrs_negatives.ops.prior import prior_correction
 from tfrs_negatives.ranking.subsampling import _check_rate
+
+import tensorflow as tf
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_negatives")

@@ -22,7 +22,9 @@ def _check_spec(dataset: tf.data.Dataset, label_key: str, id_key: Optional[str])
         )
     for name, key in (("label_key", label_key), ("id_key", id_key)):
         if key is not None and key not in spec:
-            raise ValueError(f"`{name}`={key!r} is not a feature of the dataset; has {sorted(spec)}.")
+            raise ValueError(
+                f"`{name}`={key!r} is not a feature of the dataset; it has {sorted(spec)}."
+            )
     if spec[label_key].shape.rank not in (0, None) and spec[label_key].shape != [1]:
         raise ValueError(
             f"`label_key`={label_key!r} must be a scalar (or [1]) per example: batch after "
@@ -36,7 +38,7 @@ def _keep_uniform(seed: int, key: tf.Tensor) -> tf.Tensor:
     return tf.random.stateless_uniform([], seed=stateless_seed, dtype=tf.float32)
 
 
-def subsample_negatives(
+def subsample_negatives(  # noqa: PLR0913 (the issue's arguments, then two key options)
     dataset: tf.data.Dataset,
     rate: float,
     label_key: str,
@@ -82,7 +84,8 @@ def subsample_negatives(
     def decide(position: tf.Tensor, example: Dict[str, tf.Tensor]):
         label = tf.reshape(tf.cast(example[label_key], tf.float32), [])
         check = tf.debugging.assert_equal(
-            tf.logical_or(tf.equal(label, 0.0), tf.equal(label, 1.0)), True,
+            tf.logical_or(tf.equal(label, 0.0), tf.equal(label, 1.0)),
+            True,
             message=f"subsample_negatives: labels in `{label_key}` must be 0 or 1",
         )
         with tf.control_dependencies([check]):
