@@ -52,8 +52,9 @@ def train(ds: tf.data.Dataset, dim: int, epochs: int, seed: int) -> tf.keras.Mod
     return model
 
 
-def dataset(x, y, rate, seed, weighted, batch_size):
-    ds = tf.data.Dataset.from_tensor_slices({"x": x, "click": y})
+def dataset(log, rate, seed, weighted, batch_size):
+    """The `(x, y)` log as batches of `(x, click[, weight])`, negatives kept at `rate`."""
+    ds = tf.data.Dataset.from_tensor_slices({"x": log[0], "click": log[1]})
     if rate < 1:
         ds = subsample_negatives(ds, rate, "click", seed=seed, weight_key="w" if weighted else None)
     if weighted:
@@ -88,28 +89,33 @@ def main(argv=None):
     x, y, _ = make_log(args.num_train, weights, bias, args.seed + 1)
     xt, yt, pt = make_log(args.num_test, weights, bias, args.seed + 2)
     xc, yc, _ = make_log(args.num_test, weights, bias, args.seed + 3)
-    print(f"train {args.num_train} (base rate {y.mean():.4f}), test {args.num_test} "
-          f"(base rate {yt.mean():.4f})\n")
+    print(
+        f"train {args.num_train} (base rate {y.mean():.4f}), test {args.num_test} "
+        f"(base rate {yt.mean():.4f})\n"
+    )
     print("| training | log-loss | ECE | mean predicted CTR |")
     print("|---|---|---|---|")
     row("true probability (floor)", pt, yt)
-    full = train(dataset(x, y, 1.0, args.seed, False, args.batch_size), args.dim, args.epochs, 0)
+    full = train(dataset((x, y), 1.0, args.seed, False, args.batch_size), args.dim, args.epochs, 0)
     row("(a) full log", tf.sigmoid(logits_of(full, xt)).numpy(), yt)
     uncorrected_logits = None
     for rate in args.rates:
-        model = train(dataset(x, y, rate, args.seed, False, args.batch_size), args.dim,
-                      args.epochs, 0)
+        model = train(
+            dataset((x, y), rate, args.seed, False, args.batch_size), args.dim, args.epochs, 0
+        )
         p = tf.sigmoid(logits_of(model, xt))
         row(f"(b) rate {rate}, uncorrected", p.numpy(), yt)
         row(f"(c) rate {rate}, PriorCorrection", PriorCorrection(rate)(p).numpy(), yt)
-        weighted = train(dataset(x, y, rate, args.seed, True, args.batch_size), args.dim,
-                         args.epochs, 0)
-        row(f"(d) rate {rate}, importance weights",
-            tf.sigmoid(logits_of(weighted, xt)).numpy(), yt)
+        weighted = train(
+            dataset((x, y), rate, args.seed, True, args.batch_size), args.dim, args.epochs, 0
+        )
+        row(f"(d) rate {rate}, importance weights", tf.sigmoid(logits_of(weighted, xt)).numpy(), yt)
         uncorrected_logits = (rate, logits_of(model, xc), logits_of(model, xt))
     rate, sc, st = uncorrected_logits
-    print(f"\nCalibrators on the uncorrected rate-{rate} model's logits "
-          f"(fitted on a held-out {args.num_test}-example split):\n")
+    print(
+        f"\nCalibrators on the uncorrected rate-{rate} model's logits "
+        f"(fitted on a held-out {args.num_test}-example split):\n"
+    )
     print("| scores | log-loss | ECE | mean predicted CTR |")
     print("|---|---|---|---|")
     row("sigmoid(logit), before", tf.sigmoid(st).numpy(), yt)
