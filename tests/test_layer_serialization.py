@@ -160,6 +160,18 @@ CASES: Dict[str, tuple] = {
             exclude_seen=[["u1", "u2", "u2"], ["b", "a", "e"]],
         ),
     ),
+    "PriorCorrection": (
+        lambda: tfn.ranking.PriorCorrection(0.1, from_logits=True),
+        dict(rate=0.1, from_logits=True),
+    ),
+    "PlattCalibration": (
+        lambda: tfn.ranking.PlattCalibration(slope=2.0, intercept=-3.0),
+        dict(slope=2.0, intercept=-3.0),
+    ),
+    "IsotonicCalibration": (
+        lambda: tfn.ranking.IsotonicCalibration([0.0, 1.0, 2.0], [0.0, 0.25, 0.75]),
+        dict(knots_x=[0.0, 1.0, 2.0], knots_y=[0.0, 0.25, 0.75]),
+    ),
 }
 
 

@@ -23,6 +23,7 @@ from tfrs_negatives import (  # noqa: E402
     mining,
     negatives,
     ops,
+    ranking,
     tasks,
     towers,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "mining",
     "negatives",
     "ops",
+    "ranking",
     "tasks",
     "towers",
 ]
