@@ -12,6 +12,7 @@ from tfrs_negatives.beam import mine_windows  # noqa: E402
 from tfrs_negatives.beam.records import example_bytes  # noqa: E402
 from tfrs_negatives.beam.window import merge_window, shard_top  # noqa: E402
 from tfrs_negatives.experiments.compare import main  # noqa: E402
+from tfrs_negatives.mining import read_mined_windows  # noqa: E402
 
 WINDOW = (3, 9)
 
@@ -163,3 +164,11 @@ def test_mine_command_passes_beam_flags_through(files, capsys):
     with pytest.raises(SystemExit):
         main(["mine", "--catalogue", "x", "--anchors", "y", "--output", "z", "--window", "9"])
     assert "expected MIN,MAX" in capsys.readouterr().err
+
+
+def test_training_side_reader_reads_the_mined_output(files):
+    root, expected = files
+    prefix = str(root / "read" / "mined")
+    mine_windows(str(root / "catalogue-*"), str(root / "anchors.tfrecord"), prefix, WINDOW, 2)
+    anchors, windows = read_mined_windows(f"{prefix}-*-of-*")
+    assert {int(a): w.tolist() for a, w in zip(anchors, windows)} == expected
