@@ -72,3 +72,10 @@ def test_existing_output_is_kept_without_overwrite(tmp_path):
     _write(tmp_path / "log.tfrecord", [{"item_id": 2}])
     count_items(str(tmp_path / "log.tfrecord"), str(tmp_path / "c"), overwrite=True)
     assert load_counts(path)[0].tolist() == [2]
+
+
+def test_mixed_id_kinds_are_refused(tmp_path):
+    _write(tmp_path / "log.tfrecord", [{"item_id": 1}, {"item_id": b"a"}])
+    with pytest.raises(Exception, match="the counted ids mix int64 and bytes"):
+        count_items(str(tmp_path / "log.tfrecord"), str(tmp_path / "out" / "c"))
+    assert not list((tmp_path / "out").iterdir())

@@ -3,7 +3,7 @@
 from typing import Optional, Sequence, Tuple
 
 from tfrs_negatives.beam.output import staged_prefix
-from tfrs_negatives.beam.records import Id, feature_ids, id_feature
+from tfrs_negatives.beam.records import Id, check_one_kind, feature_ids, id_feature, id_kind
 from tfrs_negatives.data.offline import COUNTS_SUFFIX, load_counts
 
 import apache_beam as beam
@@ -40,11 +40,6 @@ def _count_record(entry: Tuple[Id, float]) -> bytes:
     return example.SerializeToString()
 
 
-def _check_one_kind(kinds: Sequence[str]) -> None:
-    if len(set(kinds)) > 1:
-        raise ValueError("the counted ids mix int64 and bytes ids; use one kind throughout.")
-
-
 def count_items(  # noqa: PLR0913 (the command's flags)
     interactions: str,
     output: str,
@@ -78,10 +73,10 @@ def count_items(  # noqa: PLR0913 (the command's flags)
             )
             _ = (
                 counts
-                | "Kinds" >> beam.Map(lambda e: "bytes" if isinstance(e[0], bytes) else "int")
+                | "Kinds" >> beam.Map(lambda e: id_kind(e[0]))
                 | "Distinct" >> beam.Distinct()
                 | "All" >> beam.combiners.ToList()
-                | "Check" >> beam.Map(_check_one_kind)
+                | "Check" >> beam.Map(check_one_kind, "the counted ids")
             )
             _ = (
                 counts

@@ -7,10 +7,17 @@ merged exactly (`window.merge_window`).
 """
 
 import zlib
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, Sequence, Tuple
 
 from tfrs_negatives.beam.output import staged_prefix
-from tfrs_negatives.beam.records import Embedded, Id, example_bytes, id_kind, parse_embedded
+from tfrs_negatives.beam.records import (
+    Embedded,
+    Id,
+    check_one_kind,
+    example_bytes,
+    id_kind,
+    parse_embedded,
+)
 from tfrs_negatives.beam.window import merge_window, needed, shard_top
 
 import apache_beam as beam
@@ -86,11 +93,6 @@ def _window_record(element, num_shards: int, window: Tuple[int, int]) -> bytes:
 def _check_count(count: int, what: str, pattern: str) -> None:
     if count == 0:
         raise ValueError(f"`--{what}` {pattern!r} holds no records.")
-
-
-def _check_kinds(kinds: List[str]) -> None:
-    if len(set(kinds)) > 1:
-        raise ValueError("the catalogue and anchor ids mix int64 and bytes ids; use one kind.")
 
 
 def _read(pipeline, pattern: str, what: str, with_exclude: bool):
@@ -170,7 +172,7 @@ def _write(  # noqa: PLR0913 (the pipeline's parts)
         | "Kinds" >> beam.Map(lambda e: id_kind(e[1].id))
         | "Distinct" >> beam.Distinct()
         | "AllKinds" >> beam.combiners.ToList()
-        | "OneKind" >> beam.Map(_check_kinds)
+        | "OneKind" >> beam.Map(check_one_kind, "the catalogue and anchor ids")
     )
     sharded: Dict[str, beam.PCollection] = {
         "items": items | "Shard" >> beam.Map(lambda e: (shard_of(e[1].id, num_shards), e)),

@@ -1,6 +1,6 @@
 """`tf.train.Example` records of the Beam file contract: parsing with errors that name the file."""
 
-from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, List, NamedTuple, Sequence, Tuple, Union
 
 import numpy as np
 from tensorflow.core.example import example_pb2, feature_pb2
@@ -98,9 +98,7 @@ def id_kind(item_id: Id) -> str:
     return "bytes" if isinstance(item_id, bytes) else "int"
 
 
-def check_one_kind(ids: Sequence[Id], what: str, source: Optional[str] = None) -> None:
-    """Raises if `ids` mix int and bytes ids."""
-    kinds = {id_kind(i) for i in ids}
-    if len(kinds) > 1:
-        where = f"{source}: " if source else ""
-        raise ValueError(f"{where}{what} mix int64 and bytes ids; use one kind throughout.")
+def check_one_kind(kinds: Sequence[str], what: str) -> None:
+    """Raises if the distinct `kinds` (of `id_kind`) of `what` are more than one."""
+    if len(set(kinds)) > 1:
+        raise ValueError(f"{what} mix int64 and bytes ids; use one kind throughout.")
