@@ -1,5 +1,8 @@
 """Catalogue-scale steps on Apache Beam: exact item counts and sharded hard-negative mining.
 
+Mining builds one index per catalogue shard (`index="exact"` or `"scann"`), saves it
+beside the output (`shard_index`) and lets the searching workers load it.
+
 Each step is a Python function that builds and runs a Beam pipeline (DirectRunner by
 default; Dataflow, Flink or Spark by the standard pipeline options) and a subcommand of
 `tfrs-negatives` (`count`, `mine`). Beam is imported by these modules only, so the rest

@@ -42,7 +42,9 @@ def _mine_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, help="output prefix of the mined windows")
     parser.add_argument("--window", type=_window, default=(100, 500), help="MIN,MAX ranks")
     parser.add_argument("--num_shards", type=int, default=8, help="catalogue shards")
-    parser.add_argument("--index", default="exact", choices=["exact"], help="per-shard index")
+    parser.add_argument(
+        "--index", default="exact", choices=["exact", "scann"], help="per-shard index"
+    )
     parser.add_argument("--anchor_batch", type=int, default=512, help="anchors per search")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output")
     return parser

@@ -18,14 +18,13 @@ from tfrs_negatives.beam.records import (
     id_kind,
     parse_embedded,
 )
-from tfrs_negatives.beam.window import merge_window, needed, shard_top
+from tfrs_negatives.beam.shard_index import INDEXES, ShardIndex, ShardInfo, save_shard
+from tfrs_negatives.beam.window import Neighbours, merge_window, needed
 
 import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
-
-INDEXES = ("exact",)
 
 
 def shard_of(item_id: Id, num_shards: int) -> int:
@@ -41,7 +40,7 @@ def _parsed(item: Tuple[str, bytes], with_exclude: bool) -> Tuple[str, Embedded]
     return source, parse_embedded(record, source, with_exclude)
 
 
-def _shard_matrix(shard: int, items: Iterable[Tuple[str, Embedded]]):
+def _shard_matrix(items: Iterable[Tuple[str, Embedded]]):
     """`[N, D]` embeddings and `[N]` ids of one shard; duplicates and mixed dims raise."""
     ids, rows, sources, seen = [], [], {}, {}
     for source, item in items:
@@ -59,26 +58,47 @@ def _shard_matrix(shard: int, items: Iterable[Tuple[str, Embedded]]):
             )
         ids.append(item.id)
         rows.append(item.embedding)
-    dim = next(iter(sources), 0)
-    return np.asarray(rows, np.float32).reshape(len(rows), dim), ids
+    return np.stack(rows).astype(np.float32), ids
 
 
-def _search_shard(element, max_rank: int):
-    """Every anchor's best candidates in one shard: `(anchor id, (exclude, Neighbours))`."""
-    shard, groups = element
-    items, ids = _shard_matrix(shard, groups["items"])
-    for batch in groups["anchors"]:
-        anchors = np.stack([a.embedding for _, a in batch])
-        if ids and anchors.shape[1] != items.shape[1]:
+def _build_shard(element, index_root: str, kind: str, depth: int) -> Tuple[int, ShardInfo]:
+    """Builds and saves one shard's index: `(shard, ShardInfo)`."""
+    shard, items = element
+    embeddings, ids = _shard_matrix(items)
+    directory = FileSystems.join(index_root, f"shard-{shard:05d}")
+    return shard, save_shard(directory, embeddings, ids, kind, depth)
+
+
+class _SearchShard(beam.DoFn):
+    """Loads a shard's index once and searches every anchor batch that meets it."""
+
+    def __init__(self, kind: str, max_rank: int) -> None:
+        self.kind = kind
+        self.max_rank = max_rank
+
+    def process(self, element, shards: Dict[int, ShardInfo]):
+        shard, batches = element
+        info = shards.get(shard)
+        index = ShardIndex(info.directory, self.kind) if info else None
+        for batch in batches:
+            if index is not None:
+                _check_dims(batch, info)
+            ks = [needed(self.max_rank, a.exclude) for _, a in batch]
+            if index is None:  # no catalogue id hashed to this shard
+                parts = [Neighbours(np.zeros([0]), []) for _ in batch]
+            else:
+                parts = index.top(np.stack([a.embedding for _, a in batch]), ks)
+            for (_, anchor), part in zip(batch, parts):
+                yield anchor.id, (anchor.exclude, part)
+
+
+def _check_dims(batch, info: ShardInfo) -> None:
+    for source, anchor in batch:
+        if anchor.embedding.size != info.dim:
             raise ValueError(
-                f"anchor embeddings have {anchors.shape[1]} values ({batch[0][0]}, record "
-                f"{batch[0][1].id!r}), catalogue embeddings {items.shape[1]}."
+                f"anchor embeddings have {anchor.embedding.size} values ({source}, record "
+                f"{anchor.id!r}), catalogue embeddings {info.dim}."
             )
-        if not ids:
-            anchors = np.zeros([len(batch), 0], np.float32)
-        ks = [needed(max_rank, a.exclude) for _, a in batch]
-        for (_, anchor), part in zip(batch, shard_top(anchors, items, ids, ks)):
-            yield anchor.id, (anchor.exclude, part)
 
 
 def _window_record(element, num_shards: int, window: Tuple[int, int]) -> bytes:
@@ -140,7 +160,9 @@ def mine_windows(  # noqa: PLR0913 (the command's flags)
       window: Ranks kept, counted among admissible items (not the anchor, not its
         `exclude` ids), as the in-process miners' `min_rank`/`max_rank`.
       num_shards: Catalogue shards (one index each).
-      index: `"exact"` (dot products in float64; ties by id).
+      index: `"exact"` (every item scored) or `"scann"` (a ScaNN index per shard, the
+        package's defaults, saved once and loaded by the searching workers). Either
+        way candidates are scored in float64 and ties rank by id.
       anchor_batch: Anchors scored together against a shard.
       pipeline_args: Beam pipeline options (`--runner`, `--direct_num_workers`, ...).
       overwrite: Replace existing output files.
@@ -157,12 +179,13 @@ def mine_windows(  # noqa: PLR0913 (the command's flags)
         )
     with staged_prefix(output, overwrite) as staging:
         with beam.Pipeline(options=PipelineOptions(list(pipeline_args))) as pipeline:
-            _write(pipeline, catalogue, anchors, staging, window, int(num_shards), anchor_batch)
+            _write(pipeline, catalogue, anchors, staging, window, int(num_shards), anchor_batch,
+                   index)
     return output
 
 
 def _write(  # noqa: PLR0913 (the pipeline's parts)
-    pipeline, catalogue, anchors, staging, window, num_shards, anchor_batch
+    pipeline, catalogue, anchors, staging, window, num_shards, anchor_batch, index
 ) -> None:
     items = _read(pipeline, catalogue, "catalogue", False)
     queries = _read(pipeline, anchors, "anchors", True)
@@ -174,18 +197,19 @@ def _write(  # noqa: PLR0913 (the pipeline's parts)
         | "AllKinds" >> beam.combiners.ToList()
         | "OneKind" >> beam.Map(check_one_kind, "the catalogue and anchor ids")
     )
-    sharded: Dict[str, beam.PCollection] = {
-        "items": items | "Shard" >> beam.Map(lambda e: (shard_of(e[1].id, num_shards), e)),
-        "anchors": (
-            queries
-            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=anchor_batch)
-            | "ToShards" >> beam.FlatMap(lambda b: [(s, b) for s in range(num_shards)])
-        ),
-    }
+    index_root = FileSystems.join(FileSystems.split(staging)[0], "index")
+    shards = (
+        items
+        | "Shard" >> beam.Map(lambda e: (shard_of(e[1].id, num_shards), e))
+        | "ShardItems" >> beam.GroupByKey()
+        | "Index" >> beam.Map(_build_shard, index_root, index, window[1] + 1)
+    )
     _ = (
-        sharded
-        | "Meet" >> beam.CoGroupByKey()
-        | "Search" >> beam.FlatMap(_search_shard, window[1])
+        queries
+        | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=anchor_batch)
+        | "ToShards" >> beam.FlatMap(lambda b: [(s, b) for s in range(num_shards)])
+        | "MeetShard" >> beam.GroupByKey()
+        | "Search" >> beam.ParDo(_SearchShard(index, window[1]), beam.pvalue.AsDict(shards))
         | "ByAnchor" >> beam.GroupByKey()
         | "Window" >> beam.Map(_window_record, num_shards, window)
         | "Write" >> beam.io.WriteToTFRecord(staging)

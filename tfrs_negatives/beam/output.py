@@ -5,6 +5,7 @@ file system works alike.
 """
 
 import contextlib
+import os
 import posixpath
 import uuid
 from typing import Iterator, List
@@ -21,7 +22,9 @@ def existing_outputs(prefix: str) -> List[str]:
 def staged_prefix(prefix: str, overwrite: bool = False) -> Iterator[str]:
     """Yields a temporary prefix beside `prefix`; on success moves its files to `prefix`.
 
-    On any error the temporary files are deleted and `prefix` is untouched.
+    Only the sharded files of the yielded prefix (`NAME-SSSSS-of-NNNNN`) move; anything
+    else a pipeline writes in the temporary directory (e.g. shard indexes) is deleted
+    with it. On any error the temporary files are deleted and `prefix` is untouched.
 
     Raises:
       FileExistsError: files of `prefix` exist and `overwrite` is False.
@@ -36,9 +39,8 @@ def staged_prefix(prefix: str, overwrite: bool = False) -> Iterator[str]:
     FileSystems.mkdirs(staging)
     try:
         yield FileSystems.join(staging, name)
-        written = sorted(
-            m.path for m in FileSystems.match([FileSystems.join(staging, "*")])[0].metadata_list
-        )
+        pattern = FileSystems.join(staging, f"{name}-*-of-*")
+        written = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
         old = existing_outputs(prefix)
         if old:
             FileSystems.delete(old)
@@ -49,8 +51,6 @@ def staged_prefix(prefix: str, overwrite: bool = False) -> Iterator[str]:
 
 
 def _local_split(prefix: str):
-    import os
-
     parent, name = os.path.split(os.path.abspath(prefix))
     os.makedirs(parent, exist_ok=True)
     return parent, name

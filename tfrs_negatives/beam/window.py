@@ -48,11 +48,11 @@ def shard_top(
             continue
         best = np.argpartition(-row, k - 1)[:k] if k < len(row) else np.arange(len(row))
         order = best[ranked(row[best], [item_ids[i] for i in best])]
-        result.append(Neighbours(row[order], _compact([item_ids[i] for i in order])))
+        result.append(Neighbours(row[order], compact_ids([item_ids[i] for i in order])))
     return result
 
 
-def _compact(ids: list) -> Sequence[Id]:
+def compact_ids(ids: list) -> Sequence[Id]:
     """Int ids as an int64 array (what Beam's coders pickle fastest); bytes ids as they are."""
     return ids if ids and isinstance(ids[0], bytes) else np.asarray(ids, np.int64)
 
