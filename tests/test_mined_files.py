@@ -46,5 +46,5 @@ def test_bad_input(tmp_path, records, message):
 
 
 def test_no_files(tmp_path):
-    with pytest.raises(ValueError, match="matched no files"):
+    with pytest.raises(FileNotFoundError, match="matches no file"):
         read_mined_windows(str(tmp_path / "none-*"))

@@ -63,7 +63,7 @@ def test_mined_columns_match_numpy(margin):
 def test_anchor_without_admissible_negative_falls_back_to_uniform_and_is_counted():
     table = HardNegativeTable(np.arange(NUM_ITEMS), 4)  # never mined: every count is 0
     mined = Mined(table, np.arange(NUM_ITEMS), count=2, seed=0)
-    ids, _, fallback = mined.sample_rows(tf.constant([1, 2, 3], tf.int64))
+    ids, _, fallback, _ = mined.sample_rows(tf.constant([1, 2, 3], tf.int64))
     assert fallback.numpy().all() and int(mined.fallbacks.numpy()) == 3
     assert ((ids.numpy() >= 0) & (ids.numpy() < NUM_ITEMS)).all()
 

@@ -6,6 +6,8 @@ The counts file holds `tf.train.Example` records `id` (int64 or bytes) and `coun
 
 from typing import Any, Tuple
 
+from tfrs_negatives._files import matching_files
+
 import numpy as np
 import tensorflow as tf
 
@@ -13,13 +15,6 @@ import tensorflow as tf
 COUNTS_SUFFIX = "-00000-of-00001"
 
 _COUNT_FEATURES = {"count": tf.io.FixedLenFeature([], tf.float32)}
-
-
-def _files(pattern: str, name: str) -> list:
-    files = tf.io.gfile.glob(pattern)
-    if not files:
-        raise FileNotFoundError(f"`{name}` {pattern!r} matches no file.")
-    return sorted(files)
 
 
 def load_counts(pattern: str) -> Tuple[np.ndarray, np.ndarray]:
@@ -36,7 +31,7 @@ def load_counts(pattern: str) -> Tuple[np.ndarray, np.ndarray]:
       ValueError: a record without `id`/`count`, or an id counted twice.
     """
     ids, counts = [], []
-    for path in _files(pattern, "pattern"):
+    for path in matching_files(pattern, "pattern"):
         for index, record in enumerate(tf.data.TFRecordDataset(path).as_numpy_iterator()):
             example = tf.train.Example.FromString(record)
             feature = example.features.feature

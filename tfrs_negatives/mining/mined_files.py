@@ -4,7 +4,13 @@ Contract: each record holds `anchor` (one int64 or bytes id) and `negatives`
 (an int64 or bytes id list in rank order, lengths may differ per record).
 """
 
-from typing import List, Tuple
+from typing import Any, List, Optional, Tuple
+
+from tfrs_negatives._files import matching_files
+from tfrs_negatives.negatives.catalogue import Catalogue
+from tfrs_negatives.negatives.hard_negative_table import HardNegativeTable
+from tfrs_negatives.negatives.sources import as_catalogue
+from tfrs_negatives.ops.ids import to_int64_ids
 
 import numpy as np
 import tensorflow as tf
@@ -34,12 +40,11 @@ def read_mined_windows(pattern: str) -> Tuple[np.ndarray, List[np.ndarray]]:
       order and, per anchor, its `[n_a]` negatives in rank order.
 
     Raises:
-      ValueError: no file matches, a record lacks a field or has more than one
-        anchor, id kinds are mixed, or an anchor appears twice.
+      FileNotFoundError: no file matches.
+      ValueError: a record lacks a field or has more than one anchor, id kinds are
+        mixed, or an anchor appears twice.
     """
-    files = sorted(tf.io.gfile.glob(pattern))
-    if not files:
-        raise ValueError(f"`pattern` matched no files: {pattern!r}.")
+    files = matching_files(pattern, "pattern")
     anchors, windows, kind, seen = [], [], None, {}
     for path in files:
         for index, raw in enumerate(tf.data.TFRecordDataset(path).as_numpy_iterator()):
@@ -62,3 +67,67 @@ def read_mined_windows(pattern: str) -> Tuple[np.ndarray, List[np.ndarray]]:
             anchors.append(anchor[0])
             windows.append(np.array(negatives, np.int64 if kind == "int" else object))
     return np.array(anchors, np.int64 if kind == "int" else object), windows
+
+
+def window_width(windows: List[np.ndarray], width: Optional[int], name: str = "width") -> int:
+    """The width that holds every window: `width` if given (never truncating), else the longest."""
+    longest = max((len(w) for w in windows), default=0)
+    if width is None:
+        if longest == 0:
+            raise ValueError("The mined windows are all empty: nothing to train on.")
+        return longest
+    if int(width) < 1 or longest > int(width):
+        raise ValueError(
+            f"`{name}` must be >= 1 and hold the longest mined window ({longest} ids), got "
+            f"{width!r}: windows are never truncated silently."
+        )
+    return int(width)
+
+
+def catalogue_rows(catalogue: Catalogue, ids: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """Catalogue rows of mined negative `ids` (`anchors[i]` the anchor of `ids[i]`, for errors)."""
+    if ids.size == 0:
+        return np.zeros([0], np.int64)
+    catalogue.check_ids(ids, "the mined negatives")
+    rows, found = (t.numpy() for t in catalogue.lookup(to_int64_ids(tf.constant(ids))))
+    if not found.all():
+        missing = np.flatnonzero(~found)[:3]
+        examples = ", ".join(f"{ids[i]!r} (anchor {anchors[i]!r})" for i in missing)
+        raise ValueError(
+            f"{int((~found).sum())} mined negatives are not in the catalogue, e.g. {examples}: "
+            "were they mined over another catalogue?"
+        )
+    return rows
+
+
+def load_mined_table(
+    pattern: str, catalogue: Any, window: Optional[int] = None, name: Optional[str] = None
+) -> HardNegativeTable:
+    """A `HardNegativeTable` holding the windows a mining job wrote (`tfrs-negatives mine`).
+
+    Args:
+      pattern: Path or glob of the mined TFRecord files.
+      catalogue: The catalogue the negatives' ids are looked up in (a `Catalogue` or
+        its ids): the one the `Mined` source reading the table draws from.
+      window: The table's width (default: the longest window); a longer window is
+        an error, never truncated.
+      name: Optional layer name of the table.
+
+    Returns:
+      The table, bound to `catalogue`, one row per mined anchor (shorter windows
+      padded, their `counts` the valid length).
+
+    Raises:
+      ValueError: a negative not in the catalogue, or a window longer than `window`.
+    """
+    catalogue = as_catalogue(catalogue)
+    anchors, windows = read_mined_windows(pattern)
+    width = window_width(windows, window, "window")
+    lengths = np.array([len(w) for w in windows], np.int64)
+    flat = np.concatenate(windows) if windows else np.zeros([0], np.int64)
+    rows = catalogue_rows(catalogue, flat, np.repeat(anchors, lengths))
+    neighbours = np.full([len(anchors), width], -1, np.int64)
+    neighbours[np.arange(width)[None, :] < lengths[:, None]] = rows
+    table = HardNegativeTable(anchors, width, name=name)
+    table.assign(neighbours, lengths, catalogue)
+    return table

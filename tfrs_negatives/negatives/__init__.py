@@ -1,10 +1,12 @@
-"""Negative sources: in-batch, uniform, popularity^b, the full catalogue, mined.
+"""Negative sources: in-batch, uniform, popularity^b, the full catalogue, mined (from a
+table in the model, or from each example's features).
 
 Also the in-graph state the mined source reads (`HardNegativeTable`,
 `KnownPositives`), re-exported from `tfrs_negatives.mining`.
 """
 
 from tfrs_negatives.negatives.catalogue import Catalogue
+from tfrs_negatives.negatives.from_features import FromFeatures
 from tfrs_negatives.negatives.hard_negative_table import HardNegativeTable
 from tfrs_negatives.negatives.known_positives import KnownPositives
 from tfrs_negatives.negatives.mined import Mined
@@ -18,6 +20,7 @@ from tfrs_negatives.negatives.sources import (
 
 __all__ = [
     "Catalogue",
+    "FromFeatures",
     "FullCatalogue",
     "HardNegativeTable",
     "InBatch",

@@ -122,25 +122,21 @@ class Mined(NegativeSource):
           anchor_ids: `[B]` int64 anchor ids.
 
         Returns:
-          `(ids [B, count] int64, features [B * count, ...], fallback [B] bool)`.
+          `(ids [B, count] int64, features [B * count, ...], fallback [B] bool,
+          valid [B, count] bool)`; every draw of a window is valid (a window shorter
+          than `count` repeats its last entry, as before).
         """
         row, found = self.table.rows(anchor_ids)
         counts = tf.where(found, tf.gather(self.table.counts, row), 0)
-        b = tf.shape(anchor_ids)[0]
-        if self.sample_mode == "top":
-            slots = tf.broadcast_to(tf.range(self.count)[None, :], [b, self.count])
-            slots = tf.minimum(slots, tf.maximum(counts[:, None] - 1, 0))
-        else:
-            u = self.generator.uniform([b, self.count])
-            slots = tf.cast(tf.floor(u * tf.cast(counts[:, None], tf.float32)), tf.int32)
-            slots = tf.minimum(slots, tf.maximum(counts[:, None] - 1, 0))
-        mined = tf.gather(tf.gather(self.table.neighbours, row), slots, batch_dims=1)
-        fallback = counts <= 0
-        uniform = self.generator.uniform([b, self.count], 0, self.catalogue.size, dtype=tf.int64)
-        rows = tf.where(fallback[:, None], uniform, mined)
+        windows = tf.gather(self.table.neighbours, row)
+        rows, fallback = draw_from_windows(
+            self.generator, windows, counts, self.count, self.sample_mode, self.catalogue.size
+        )
         self.fallbacks.assign_add(tf.reduce_sum(tf.cast(fallback, tf.int64)))
         ids, features = self.catalogue.gather(tf.reshape(rows, [-1]))
-        return tf.reshape(ids, [b, self.count]), features, fallback
+        b = tf.shape(anchor_ids)[0]
+        valid = tf.ones([b, self.count], tf.bool)
+        return tf.reshape(ids, [b, self.count]), features, fallback, valid
 
     def call(self, anchor_ids: tf.Tensor) -> tuple:
         """Draws `count` rows for each of `[B]` anchor ids (int32/int64/string), as `sample_rows`.
@@ -154,7 +150,7 @@ class Mined(NegativeSource):
                 "its negatives are drawn per example."
             )
         self.table.check_ids(anchor_ids, "anchor_ids", owner=f"the table of Mined `{self.name}`")
-        return self.sample_rows(to_int64_ids(tf.reshape(anchor_ids, [-1]), "anchor_ids"))
+        return self.sample_rows(to_int64_ids(tf.reshape(anchor_ids, [-1]), "anchor_ids"))[:3]
 
     def draw_probability(self, ids: tf.Tensor) -> tf.Tensor:
         # Per-row extras are not part of the shared mixture (no log-Q term).
@@ -182,3 +178,43 @@ class Mined(NegativeSource):
         if config.get("known_positives") is not None:
             config["known_positives"] = KnownPositives(**config["known_positives"])
         return cls(**config)
+
+
+def window_slots(
+    generator: tf.random.Generator, counts: tf.Tensor, count: int, mode: str
+) -> tf.Tensor:
+    """`[B, count]` int32 slots of windows with `counts` valid entries each.
+
+    `"top"`: the first `count` slots; `"random"`: uniform over each window's valid
+    entries (with replacement). Slots are clipped to the last valid entry.
+    """
+    b = tf.shape(counts)[0]
+    if mode == "top":
+        slots = tf.broadcast_to(tf.range(count)[None, :], [b, count])
+    else:
+        u = generator.uniform([b, count])
+        slots = tf.cast(tf.floor(u * tf.cast(counts[:, None], tf.float32)), tf.int32)
+    return tf.minimum(slots, tf.maximum(counts[:, None] - 1, 0))
+
+
+def draw_from_windows(  # noqa: PLR0913 (the window and how to draw from it)
+    generator: tf.random.Generator,
+    windows: tf.Tensor,
+    counts: tf.Tensor,
+    count: int,
+    mode: str,
+    catalogue_size: int,
+):
+    """`count` catalogue rows per row of `windows` (`[B, W]` rows, the first `counts` valid).
+
+    A row with no valid entry gets uniform catalogue rows instead.
+
+    Returns:
+      `(rows [B, count] int64, fallback [B] bool)`.
+    """
+    slots = window_slots(generator, counts, count, mode)
+    mined = tf.gather(windows, slots, batch_dims=1)
+    fallback = counts <= 0
+    b = tf.shape(counts)[0]
+    uniform = generator.uniform([b, count], 0, catalogue_size, dtype=tf.int64)
+    return tf.where(fallback[:, None], uniform, mined), fallback

@@ -218,24 +218,28 @@ class RowColumns(NamedTuple):
       scores: `[B, M]` float32 raw scores (before the temperature).
       ids: `[B, M]` int64 ids.
       blocks: `(source, None, count)` per mined source, in column order.
+      valid: `[B, M]` bool, False for draws the source masks (padding), or None.
     """
 
     scores: Optional[tf.Tensor] = None
     ids: Optional[tf.Tensor] = None
     blocks: tuple = ()
+    valid: Optional[tf.Tensor] = None
 
 
-def draw_row_columns(
+def draw_row_columns(  # noqa: PLR0913 (each source's anchors, then the tower)
     query_embeddings: tf.Tensor,
     per_row: Sequence[NegativeSource],
     positive_ids: tf.Tensor,
     query_ids: Optional[tf.Tensor],
     candidate_tower: Optional[Callable],
+    negative_ids: Optional[tf.Tensor] = None,
 ) -> RowColumns:
     """Per-row (mined) negatives: their `[B, M]` raw scores, ids and blocks.
 
     Each source draws `count` candidates per row from the anchor of its side (the
-    row's positive id, or its query id), embedded with `candidate_tower` in one call.
+    row's positive id, its query id, or for `FromFeatures` the row's `[W]`
+    `negative_ids`), embedded with `candidate_tower` in one call.
     """
     if candidate_tower is None:
         raise ValueError(
@@ -247,8 +251,13 @@ def draw_row_columns(
             "Mined negatives need `query_embeddings` of shape [B, D], got shape "
             f"{query_embeddings.shape}."
         )
-    ids, features, blocks = [], [], []
+    ids, features, blocks, valid = [], [], [], []
     for source in per_row:
+        if source.side == "features" and negative_ids is None:
+            raise ValueError(
+                f"`negative_ids` is required by `{source.name}` (FromFeatures): pass the "
+                "[B, W] mined ids of each row to the task call (`negative_ids=features[...]`)."
+            )
         if source.side == "query" and query_ids is None:
             raise ValueError(
                 "`query_ids` is required by query-side mined negatives (side='query'): pass "
@@ -260,8 +269,9 @@ def draw_row_columns(
                 "looks up (query, item) pairs: pass the [B] query ids to the task call "
                 "(`query_ids=features[...]`), got None."
             )
-        anchors = positive_ids if source.side == "item" else query_ids
-        row_ids, row_features, _ = source.sample_rows(anchors)
+        anchors = {"item": positive_ids, "query": query_ids, "features": negative_ids}
+        row_ids, row_features, _, row_valid = source.sample_rows(anchors[source.side])
+        valid.append(row_valid)
         ids.append(row_ids)
         features.append(row_features)
         blocks.append((source, None, source.count))
@@ -278,7 +288,9 @@ def draw_row_columns(
     row_embeddings = tf.concat(pieces, 1)  # [B, total, D]
     queries = tf.cast(query_embeddings, tf.float32)
     scores = tf.einsum("bd,bmd->bm", queries, row_embeddings)
-    return RowColumns(tf.reshape(scores, [b, total]), tf.concat(ids, 1), tuple(blocks))
+    return RowColumns(
+        tf.reshape(scores, [b, total]), tf.concat(ids, 1), tuple(blocks), tf.concat(valid, 1)
+    )
 
 
 def row_exclusions(
@@ -289,12 +301,15 @@ def row_exclusions(
 ):
     """`(excluded [B, M] bool, column_excluded [M], column_log_weight [M])` of mined columns.
 
-    Excluded per row: the row's positive, the query's known positives, and with a
+    Excluded per row: the row's positive, draws a source marks invalid (padding), the
+    query's known positives, and with a
     margin the candidates scoring above `s_pos - margin |s_pos|`; per column: draws
     beyond `active_count` and sources at weight 0. `positive_scores` (`[B]`) are the
     rows' raw positive scores.
     """
     excluded = tf.equal(rows.ids, positive_ids[:, None])
+    if rows.valid is not None:
+        excluded = tf.logical_or(excluded, tf.logical_not(rows.valid))
     column_excluded, log_weight, pieces, start = [], [], [], 0
     for source, _, count in rows.blocks:
         part_ids = rows.ids[:, start : start + count]

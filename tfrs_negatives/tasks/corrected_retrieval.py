@@ -64,6 +64,7 @@ class Batch(NamedTuple):
     candidate_tower: Optional[Callable]
     training: Optional[bool]
     replica: Optional[replicas.ReplicaSlice] = None
+    negative_ids: Optional[tf.Tensor] = None
 
     def own(self, values: tf.Tensor) -> tf.Tensor:
         """The `[B, ...]` rows of `values` (given-candidate rows) that are this call's positives."""
@@ -268,6 +269,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         candidate_tower: Optional[Callable] = None,
         query_ids: Optional[tf.Tensor] = None,
         training: Optional[bool] = None,
+        negative_ids: Optional[tf.Tensor] = None,
     ) -> tf.Tensor:
         """Computes the corrected loss and updates metrics.
 
@@ -313,7 +315,15 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             score_mask,
             candidate_tower,
             training,
+            negative_ids=negative_ids,
         )
+        if negative_ids is not None and not any(
+            getattr(s, "side", None) == "features" for s in self.per_row_sources
+        ):
+            raise ValueError(
+                "`negative_ids` was given but no negative source reads it: add a "
+                "`negatives.FromFeatures` source to the task's `negatives`."
+            )
         return self._run(given, compute_metrics, compute_batch_metrics)
 
     # Not converted by autograph: every branch is Python's, on static values (which
@@ -570,6 +580,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             positive_ids,
             batch.query_ids,
             batch.candidate_tower,
+            batch.negative_ids,
         )
         if self.check_finite:
             rows = rows._replace(scores=checks.finite(rows.scores, "the mined candidates' scores"))
