@@ -192,9 +192,11 @@ def _values(raw: Any, spec: Input, where: str) -> np.ndarray:
 class EmbedBatches(beam.DoFn):
     """Runs the signature on batches of `Row`s; yields serialized `id`, `embedding` records."""
 
-    def __init__(self, model: str, signature: str, inputs: Sequence[Input], output: str):
+    def __init__(  # noqa: PLR0913
+        self, model: str, signature: str, inputs: Sequence[Input], output: str, id_key: str
+    ):
         self._model, self._signature, self._output = model, signature, output
-        self._inputs = list(inputs)
+        self._inputs, self._id_key = list(inputs), id_key
         self._function = None
 
     def setup(self) -> None:
@@ -214,13 +216,13 @@ class EmbedBatches(beam.DoFn):
             for spec in self._inputs
         }
         embeddings = self._function(**feed)[self._output].numpy()
-        _check_embeddings(embeddings, batch, self._output)
+        _check_embeddings(embeddings, batch, self._output, self._id_key)
         for row, embedding in zip(batch, embeddings.astype(np.float32)):
             yield _record(row, embedding)
 
 
-def _check_embeddings(embeddings: np.ndarray, batch: List[Row], output: str) -> None:
-    first = f"{batch[0].source}, record id {batch[0].id!r}"
+def _check_embeddings(embeddings: np.ndarray, batch: List[Row], output: str, id_key: str) -> None:
+    first = f"{batch[0].source}, record {id_key}={batch[0].id!r}"
     if embeddings.ndim != 2 or embeddings.shape[0] != len(batch) or embeddings.shape[1] == 0:
         raise ValueError(
             f"the model's output {output!r} must be [batch, D] with D >= 1, got shape "
@@ -235,8 +237,8 @@ def _check_embeddings(embeddings: np.ndarray, batch: List[Row], output: str) -> 
     if bad.any():
         row = batch[int(np.argmax(bad))]
         raise ValueError(
-            f"{row.source}: record id {row.id!r}: the model's embedding holds NaN or infinite "
-            f"values ({int(bad.sum())} such record(s) in its batch of {len(batch)})."
+            f"{row.source}: record {id_key}={row.id!r}: the model's embedding holds NaN or "
+            f"infinite values ({int(bad.sum())} such record(s) in its batch of {len(batch)})."
         )
 
 
@@ -303,6 +305,7 @@ def embed_records(  # noqa: PLR0913 (the command's flags)
     if not FileSystems.match([records])[0].metadata_list:
         raise FileNotFoundError(f"`--records` {records!r} matches no file.")
     keep = [k for k in keep if k not in ("id", "embedding")]
+    embed = EmbedBatches(_local(model), signature, inputs, output_name, id_key)
     with staged_prefix(output, overwrite) as staging:
         with beam.Pipeline(options=PipelineOptions(list(pipeline_args))) as pipeline:
             rows = (
@@ -326,7 +329,7 @@ def embed_records(  # noqa: PLR0913 (the command's flags)
             _ = (
                 rows
                 | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=int(batch_size))
-                | "Embed" >> beam.ParDo(EmbedBatches(_local(model), signature, inputs, output_name))
+                | "Embed" >> beam.ParDo(embed)
                 | "Write" >> beam.io.WriteToTFRecord(staging)
             )
     return output
