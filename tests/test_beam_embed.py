@@ -199,6 +199,12 @@ def test_unknown_signature_names_the_available_ones(setup, tmp_path):
         )  # fmt: skip
     with pytest.raises(FileNotFoundError, match="SavedModel directory"):
         embed_records(str(tmp_path), str(root / "items-0.tfrecord"), str(tmp_path / "e"))
+    with pytest.raises(FileNotFoundError, match="matches no file"):
+        embed_records(str(root / "items"), str(tmp_path / "none-*"), str(tmp_path / "e"))
+    with pytest.raises(ValueError, match="must not name the output's own features"):
+        embed_records(
+            str(root / "items"), str(root / "items-0.tfrecord"), str(tmp_path / "e"), keep=["id"]
+        )
     assert not list(tmp_path.iterdir())
 
 

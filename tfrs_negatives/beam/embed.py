@@ -197,7 +197,7 @@ class EmbedBatches(beam.DoFn):
     ):
         self._model, self._signature, self._output = model, signature, output
         self._inputs, self._id_key = list(inputs), id_key
-        self._function = None
+        self._loaded = self._function = None  # set by `setup`, in the worker
 
     def setup(self) -> None:
         import tfrs_negatives  # noqa: F401  (Keras 2 before TensorFlow loads)
@@ -206,7 +206,7 @@ class EmbedBatches(beam.DoFn):
 
         loaded = tf.saved_model.load(self._model)
         self._function = loaded.signatures[self._signature]
-        self._loaded = loaded  # the signature's variables live as long as the object
+        self._loaded = loaded  # keeps the signature's variables alive
 
     def process(self, batch: List[Row]) -> Iterator[bytes]:
         import tensorflow as tf
@@ -293,7 +293,8 @@ def embed_records(  # noqa: PLR0913 (the command's flags)
     Raises:
       FileNotFoundError: no file matches `records`; `model` is not a SavedModel.
       ValueError: (before the pipeline runs) an unknown `signature`, naming the
-        available ones; inputs or outputs `embed` cannot handle; `batch_size < 1`.
+        available ones; inputs or outputs `embed` cannot handle; `batch_size < 1`;
+        `keep` naming `id` or `embedding`.
         (While it runs, so the output is not written) a missing or mis-typed feature
         (names the file and the feature), non-finite embeddings (names the record id),
         mixed id kinds, no records.
@@ -304,7 +305,11 @@ def embed_records(  # noqa: PLR0913 (the command's flags)
     inputs, output_name = signature_inputs(model, signature)
     if not FileSystems.match([records])[0].metadata_list:
         raise FileNotFoundError(f"`--records` {records!r} matches no file.")
-    keep = [k for k in keep if k not in ("id", "embedding")]
+    keep = list(keep)
+    if {"id", "embedding"} & set(keep):
+        raise ValueError(
+            f"`keep` must not name the output's own features 'id' and 'embedding', got {keep}."
+        )
     embed = EmbedBatches(_local(model), signature, inputs, output_name, id_key)
     with staged_prefix(output, overwrite) as staging:
         with beam.Pipeline(options=PipelineOptions(list(pipeline_args))) as pipeline:
