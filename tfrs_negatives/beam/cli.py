@@ -1,4 +1,4 @@
-"""`tfrs-negatives count` and `tfrs-negatives mine`: the Beam steps from the command line.
+"""`tfrs-negatives embed`, `count` and `mine`: the Beam steps from the command line.
 
 Flags the command does not know are Beam pipeline options (`--runner`,
 `--direct_num_workers`, `--direct_running_mode`, `--project`, `--region`,
@@ -50,6 +50,43 @@ def _mine_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _embed_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfrs-negatives embed",
+        description="Embeddings of TFRecord records by a tower's SavedModel (Apache Beam): "
+        "the item tower's make a `mine --catalogue`, the query tower's `--anchors`; other "
+        "flags are Beam pipeline options.",
+    )
+    parser.add_argument("--model", required=True, help="SavedModel directory (save_tower)")
+    parser.add_argument("--records", required=True, help="glob of TFRecord feature records")
+    parser.add_argument("--output", required=True, help="output prefix of id/embedding records")
+    parser.add_argument("--id_key", default="id", help="the records' id feature (int64/bytes)")
+    parser.add_argument("--batch_size", type=int, default=256, help="records per model call")
+    parser.add_argument("--signature", default="serving_default", help="the signature run")
+    parser.add_argument(
+        "--keep", default="", help="comma-separated features copied as-is (e.g. exclude)"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output")
+    return parser
+
+
+def _embed(argv: Sequence[str]) -> str:
+    args, pipeline_args = _embed_parser().parse_known_args(argv)
+    from tfrs_negatives.beam.embed import embed_records
+
+    return embed_records(
+        args.model,
+        args.records,
+        args.output,
+        args.id_key,
+        args.batch_size,
+        args.signature,
+        pipeline_args,
+        args.overwrite,
+        [k for k in args.keep.split(",") if k],
+    )
+
+
 def _count(argv: Sequence[str]) -> str:
     args, pipeline_args = _count_parser().parse_known_args(argv)
     from tfrs_negatives.beam.count import count_items
@@ -76,11 +113,15 @@ def _mine(argv: Sequence[str]) -> str:
     )
 
 
-COMMANDS: Dict[str, Callable[[Sequence[str]], str]] = {"count": _count, "mine": _mine}
+COMMANDS: Dict[str, Callable[[Sequence[str]], str]] = {
+    "embed": _embed,
+    "count": _count,
+    "mine": _mine,
+}
 
 
 def run(command: str, argv: List[str]) -> str:
-    """Runs `command` (`count` or `mine`) with its flags; returns what it wrote."""
+    """Runs `command` (`embed`, `count` or `mine`) with its flags; returns what it wrote."""
     try:
         import apache_beam  # noqa: F401
     except ImportError as err:

@@ -365,7 +365,10 @@ def _write_outputs(output_dir: str, header: dict, results: dict, diagnosis: list
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of `tfrs-negatives` / `python -m tfrs_negatives`: `compare`, `count`, `mine`."""
+    """Entry point of `tfrs-negatives` / `python -m tfrs_negatives`: `compare` and the Beam steps.
+
+    The Beam steps are `beam.cli.COMMANDS` (`embed`, `count`, `mine`).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in beam_cli.COMMANDS:
         print("wrote " + beam_cli.run(argv[0], argv[1:]))
