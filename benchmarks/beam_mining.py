@@ -4,9 +4,11 @@ All in one process, the same clustered catalogue (`mining_throughput.make_catalo
 two-level Gaussian mixture, log-normal norms) and the same item-side anchors (random
 catalogue items, each dropping itself), window `[100, 500)` (EBR's):
 
-* `beam.mine_windows` (exact index per shard) on the DirectRunner with 1 worker and with 2
-  worker processes (`multi_processing`): anchors/s of the whole pipeline (reading and
-  sharding the catalogue, searching, merging, writing), and its window recall;
+* `beam.mine_windows` (`--indexes`: an exact index per shard, and a ScaNN index per shard
+  built once, saved and loaded by the searchers) on the DirectRunner with 1 worker and with
+  2 worker processes (`multi_processing`): anchors/s of the whole pipeline (reading and
+  sharding the catalogue, building the shard indexes, searching, merging, writing), and its
+  window recall;
 * the in-process `BruteForceMiner` (the reference window) and `ScaNNMiner` with
   `mining_throughput.RECOMMENDED` settings: anchors/s of `mine()` once indexed, recall;
 * FAISS (`faiss-cpu`, `IndexIVFFlat`, inner product, sqrt(N) lists), the peer a user might
@@ -17,7 +19,7 @@ Window recall: the share of the brute-force window's entries that a method's win
 Writing the TFRecord files is timed apart (it is the upstream `embed` step's work).
 
 Usage: python benchmarks/beam_mining.py [--num_items 1000000] [--anchors 2000]
-           [--num_shards 8] [--workers 1 2]
+           [--num_shards 8] [--workers 1 2] [--indexes exact scann]
 """
 
 import argparse
@@ -99,6 +101,7 @@ def main() -> None:
     parser.add_argument("--anchors", type=int, default=2000)
     parser.add_argument("--num_shards", type=int, default=8)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--indexes", nargs="+", default=["exact", "scann"])
     args = parser.parse_args()
     items = make_catalogue(args.num_items)
     rows = np.random.default_rng(1).choice(args.num_items, args.anchors, replace=False)
@@ -114,16 +117,17 @@ def main() -> None:
           f"{args.num_shards} shards; files written in {written:.1f} s")  # fmt: skip
     exact, exact_rate = in_process(items, rows, BruteForceMiner(ids, *WINDOW))
     results = {"BruteForceMiner (in-process)": (1.0, exact_rate)}
-    for workers in args.workers:
-        prefix = os.path.join(root, f"mined-{workers}", "windows")
-        options = [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
-        start = time.perf_counter()
-        mine_windows(os.path.join(root, "catalogue-*"), os.path.join(root, "anchors"), prefix,
-                     WINDOW, args.num_shards, pipeline_args=options)  # fmt: skip
-        rate = args.anchors / (time.perf_counter() - start)
-        mined = read_windows(prefix)
-        results[f"beam exact, {workers} worker(s)"] = (
-            recall(np.stack([mined[r] for r in rows]), exact), rate)  # fmt: skip
+    for index in args.indexes:
+        for workers in args.workers:
+            prefix = os.path.join(root, f"mined-{index}-{workers}", "windows")
+            options = [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
+            start = time.perf_counter()
+            mine_windows(os.path.join(root, "catalogue-*"), os.path.join(root, "anchors"),
+                         prefix, WINDOW, args.num_shards, index, pipeline_args=options)  # fmt: skip
+            rate = args.anchors / (time.perf_counter() - start)
+            mined = read_windows(prefix)
+            results[f"beam {index}, {workers} worker(s)"] = (
+                recall(np.stack([mined[r] for r in rows]), exact), rate)  # fmt: skip
     scann = ScaNNMiner(ids, *WINDOW, **scann_options(RECOMMENDED, args.num_items))
     found, rate = in_process(items, rows, scann)
     results[f"ScaNNMiner {RECOMMENDED} (in-process)"] = (recall(found, exact), rate)
@@ -132,7 +136,7 @@ def main() -> None:
                                           WINDOW[1])  # fmt: skip
     results[f"FAISS IVF{round(math.sqrt(args.num_items))} nprobe={nprobe}"] = (
         recall(windows, exact), rate)  # fmt: skip
-    base = results[f"beam exact, {args.workers[0]} worker(s)"][1]
+    base = results[f"beam {args.indexes[0]}, {args.workers[0]} worker(s)"][1]
     print(f"{'method':44s} {'recall':>7s} {'anchors/s':>10s} {'/ beam 1':>9s}")
     for name, (window_recall, rate) in results.items():
         print(f"{name:44s} {window_recall:7.4f} {rate:10.1f} {rate / base:9.2f}")

@@ -1,9 +1,10 @@
 """`tfrs-negatives mine`: hard-negative windows of every anchor over a sharded catalogue.
 
-The catalogue is split into `num_shards` shards by a hash of the id; every batch of
-anchors meets every shard (a `CoGroupByKey` per shard, so a worker holds one shard at a
-time), each shard returns its best candidates, and the candidates of an anchor are
-merged exactly (`window.merge_window`).
+The catalogue is split into `num_shards` shards by a hash of the id; each shard's index
+is built once and saved beside the output (`shard_index`); every batch of anchors meets
+every shard (a `GroupByKey` per shard, whose index the searching worker loads once),
+each shard returns its best candidates, and the candidates of an anchor are merged
+exactly (`window.merge_window`).
 """
 
 import zlib
