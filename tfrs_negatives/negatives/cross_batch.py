@@ -113,7 +113,12 @@ class CrossBatch(NegativeSource):
           inputs: `[N0, D]` the call's given candidate embeddings (their dimension
             builds the memory; their values are not read).
         """
-        del inputs
+        dim = inputs.shape[-1]
+        if dim is not None and int(dim) != self.dim:
+            raise ValueError(
+                f"CrossBatch `{self.name}` was built for embeddings of dimension {self.dim} "
+                f"(`dim`), got candidate embeddings of dimension {dim}."
+            )
         _check_no_replicas()
         return self.sample_embeddings()
 
