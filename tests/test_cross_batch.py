@@ -1,14 +1,17 @@
 """`negatives.CrossBatch`: the FIFO memory of past positives, against NumPy references."""
 
 import functools
+import json
 
 import tfrs_negatives as tfn
+from tfrs_negatives.experiments import compare, parse_mix
+from tfrs_negatives.experiments.strategies import mix_counts
 from tfrs_negatives.negatives import CrossBatch, InBatch
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from tests_support import TwoTower, interactions
+from tests_support import TINY_SYNTHETIC, TwoTower, interactions
 
 N_ITEMS, DIM, MEMORY = 12, 4, 4
 #: Three consecutive batches of positives (ids repeat across and within batches).
@@ -346,3 +349,35 @@ def test_get_config_round_trip():
     rebuilt = tfn.CorrectedRetrieval.from_config(task.get_config())
     assert rebuilt.get_config() == task.get_config()
     assert isinstance(rebuilt.negatives[1], CrossBatch) and rebuilt.negatives[1].memory == 5
+
+
+def test_compare_trains_the_cross_batch_strategy_and_mix(tmp_path, capsys):
+    flags = list(TINY_SYNTHETIC)
+    flags[flags.index("--strategies") + 1] = "cross_batch"
+    flags[flags.index("--epochs") + 1] = "1"
+    # `--mix cross_batch=1`: the memory without in-batch negatives (sampled softmax).
+    argv = ["compare", *flags, "--mix", "cross_batch=1", "--output_dir", str(tmp_path)]
+    code = compare.main(argv)
+    assert code == 0, capsys.readouterr().err
+    rows = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert list(rows) == ["cross_batch", "mix"]
+    for row in rows.values():
+        assert np.isfinite(row["final_loss"]) and 0.0 <= row["recall@50"] <= 1.0
+    assert parse_mix("inbatch=1,cross_batch=1") == {"inbatch": 1.0, "cross_batch": 1.0}
+    assert mix_counts({"inbatch": 1, "cross_batch": 1}, 32) == {"inbatch": -1, "cross_batch": 32}
+
+
+def test_mixed_precision_fit_stores_float32_and_stays_finite():
+    tf.keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model, source = _model_and_task(memory=32)
+        model.compile(optimizer=tf.keras.optimizers.Adagrad(0.1))
+        history = model.fit(interactions(), epochs=1, verbose=0)
+    finally:
+        tf.keras.mixed_precision.set_global_policy("float32")
+    assert model.item_tower.compute_dtype == "float16"
+    assert source.embeddings.dtype == tf.float32 and source.filled.numpy() == 32
+    assert np.isfinite(history.history["loss"][0])
+    stored = source.embeddings.numpy()
+    current = model.item_tower(tf.constant(source.ids.numpy())).numpy().astype(np.float32)
+    assert 0 < np.abs(stored - current).max() < 0.3  # written one Adagrad(0.1) step ago
