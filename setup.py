@@ -34,6 +34,7 @@ setup(
         "beam": ["apache-beam[gcp]==2.77.*"],  # resolves with TF 2.20 and protobuf 6.33
         "test": [
             "pytest>=8",
+            "pytest-xdist==3.8.*",  # the suite on both cores (scripts/test.sh: -n 2)
             "scipy>=1.11",
             "ruff==0.17.*",
             "scann[tf]==1.4.2",

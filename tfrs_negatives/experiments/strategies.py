@@ -8,6 +8,8 @@ estimator and accidental-hit removal):
 * `mixed`: in-batch plus `num_negatives` uniform draws from the catalogue per step,
   corrected with the mixture's probability (Mixed Negative Sampling);
 * `popularity`: in-batch plus `num_negatives` draws with probability ∝ count^0.75;
+* `cross_batch`: in-batch plus a memory of the last `num_negatives` positives of
+  training steps with their (stale) embeddings (`negatives.CrossBatch`);
 * `hard`: `mixed` plus `hard_count` mined negatives per example from ranks
   `hard_window` of the positive's neighbours in the item tower (re-mined every
   epoch; none during a warm-up epoch, then ramped up over one epoch);
@@ -20,7 +22,8 @@ A mix lists sources with non-negative shares. `inbatch` takes the batch's other
 positives (their number is the batch size minus one, so its value only switches it
 on or off); the other sources divide the per-example budget `num_negatives` in
 proportion to their values: `uniform` and `popularity` draw that many candidates
-per step (shared by the batch), `hard` mines that many per example.
+per step (shared by the batch), `cross_batch` keeps that many past positives,
+`hard` mines that many per example.
 """
 
 import dataclasses
@@ -36,9 +39,19 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-STRATEGIES = ("inbatch", "logq", "mixed", "popularity", "hard", "hardest", "full_softmax", "mix")
+STRATEGIES = (
+    "inbatch",
+    "logq",
+    "mixed",
+    "popularity",
+    "cross_batch",
+    "hard",
+    "hardest",
+    "full_softmax",
+    "mix",
+)
 DEFAULT_STRATEGIES = ("inbatch", "logq", "mixed", "hard", "full_softmax")
-MIX_SOURCES = ("inbatch", "uniform", "popularity", "hard")
+MIX_SOURCES = ("inbatch", "uniform", "popularity", "cross_batch", "hard")
 MINERS = ("brute", "scann")
 
 
@@ -247,7 +260,12 @@ def make_strategy(name: str, split: Split, options: StrategyOptions) -> Strategy
         mining = _mined(split, counts["hard"], window, options)
         sources.append(mining.source)
     task = CorrectedRetrieval(
-        frequency=StreamingFrequencyEstimator() if "inbatch" in counts else None,
+        # CrossBatch's slots are draws from the stream: its q is the estimator's too.
+        frequency=(
+            StreamingFrequencyEstimator()
+            if "inbatch" in counts or "cross_batch" in counts
+            else None
+        ),
         negatives=sources,
         remove_accidental_hits=True,
         # Mined runs count each distinct candidate once, corrected by its inclusion
@@ -271,6 +289,8 @@ def _source_counts(name: str, options: StrategyOptions) -> Tuple[Dict[str, int],
         counts["uniform"] = k
     if name == "popularity":
         counts["popularity"] = k
+    if name == "cross_batch":
+        counts["cross_batch"] = k
     if name in ("hard", "hardest"):
         counts["hard"] = options.hard_count
     window = options.hardest_window if name == "hardest" else options.hard_window
@@ -288,7 +308,7 @@ def _check_sampled_counts(counts: Dict[str, int], num_items: int) -> None:
 
 
 def _sampled_sources(counts: Dict[str, int], split: Split, options: StrategyOptions) -> list:
-    """The in-batch, uniform and popularity sources named in `counts`, in that order."""
+    """The in-batch, uniform, popularity and cross-batch sources named in `counts`, in order."""
     items = split.items
     sources: list = []
     if "inbatch" in counts:
@@ -309,6 +329,8 @@ def _sampled_sources(counts: Dict[str, int], split: Split, options: StrategyOpti
                 name="popularity",
             )
         )
+    if "cross_batch" in counts:
+        sources.append(negatives.CrossBatch(memory=counts["cross_batch"], name="cross_batch"))
     return sources
 
 

@@ -1,11 +1,12 @@
 """Negative sources: in-batch, uniform, popularity^b, the full catalogue, mined (from a
-table in the model, or from each example's features).
+table in the model, or from each example's features), a cross-batch memory.
 
 Also the in-graph state the mined source reads (`HardNegativeTable`,
 `KnownPositives`), re-exported from `tfrs_negatives.mining`.
 """
 
 from tfrs_negatives.negatives.catalogue import Catalogue
+from tfrs_negatives.negatives.cross_batch import CrossBatch
 from tfrs_negatives.negatives.from_features import FromFeatures
 from tfrs_negatives.negatives.hard_negative_table import HardNegativeTable
 from tfrs_negatives.negatives.known_positives import KnownPositives
@@ -20,6 +21,7 @@ from tfrs_negatives.negatives.sources import (
 
 __all__ = [
     "Catalogue",
+    "CrossBatch",
     "FromFeatures",
     "FullCatalogue",
     "HardNegativeTable",

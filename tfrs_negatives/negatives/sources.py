@@ -36,6 +36,12 @@ class NegativeSource(tf.keras.layers.Layer):
     with_replacement: bool = True
     #: True for the in-batch source, whose candidates are the batch's positives.
     in_batch: bool = False
+    #: True for a source that gives its candidates' embeddings itself
+    #: (`sample_embeddings`), without the candidate tower (`CrossBatch`).
+    supplies_embeddings: bool = False
+    #: True for a source whose draws follow the training stream's distribution, so
+    #: its per-draw probability is the task's in-batch `q` (`CrossBatch`).
+    follows_stream: bool = False
 
     def __init__(self, count: int = 0, weight: float = 1.0, **kwargs: Any) -> None:
         kwargs.setdefault("dtype", "float32")
@@ -69,6 +75,10 @@ class NegativeSource(tf.keras.layers.Layer):
 
     def sample(self) -> tuple:
         raise NotImplementedError
+
+    def active_draws(self) -> tf.Tensor:
+        """Scalar int32: the draws used this step, the first `active_draws()` of `count`."""
+        return tf.convert_to_tensor(self.active_count)
 
     def check_ids(self, candidate_ids: Any, query_ids: Any = None) -> None:
         """Raises if raw ids (as the task receives them) are not of the kind the source holds.

@@ -104,7 +104,7 @@ def check_negatives(negatives: list) -> None:
         if not isinstance(source, NegativeSource):
             raise TypeError(
                 "`negatives` must hold tfrs_negatives.negatives sources (InBatch, Uniform, "
-                f"Popularity, FullCatalogue, Mined), got {type(source).__name__}."
+                f"Popularity, FullCatalogue, Mined, CrossBatch), got {type(source).__name__}."
             )
     if sum(s.in_batch for s in negatives) > 1:
         raise ValueError("`negatives` lists InBatch more than once.")
@@ -183,6 +183,7 @@ def gbce_num_items(num_items: Optional[int], sampled_loss: str, sampled: Sequenc
     """The catalogue size gBCE needs: given, or the first sampled source's catalogue's."""
     if num_items is not None or sampled_loss != "gbce":
         return num_items
-    if not sampled:
+    with_catalogue = [s for s in sampled if getattr(s, "catalogue", None) is not None]
+    if not with_catalogue:
         raise ValueError("`num_items` (the catalogue size) is required by the gBCE loss.")
-    return sampled[0].catalogue.size
+    return with_catalogue[0].catalogue.size

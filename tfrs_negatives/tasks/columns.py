@@ -67,6 +67,8 @@ def draw_columns(
 ) -> Columns:
     """Draws each source's candidates and embeds them with `candidate_tower` in one call.
 
+    Sources that supply their embeddings (`supplies_embeddings`, e.g. `CrossBatch`)
+    are called on the given embeddings and return `(ids, embeddings)` themselves.
     With `positive_first` (no in-batch negatives) the given candidates are not
     columns: one positive column (count 1) comes first, then the draws.
     """
@@ -76,30 +78,49 @@ def draw_columns(
     if not sampled:
         empty = tf.zeros([0, given.shape[-1]], tf.float32)
         return Columns(empty if positive_first else given, first_ids, [first], positive_first)
-    if candidate_tower is None:
-        names = ", ".join(type(s).__name__ for s in sampled)
-        raise ValueError(
-            f"`candidate_tower` is required by the negative sources ({names}): pass the model's "
-            "candidate tower to the task call, e.g. `candidate_tower=self.item_tower`."
-        )
-    draws = [source(None) for source in sampled]
-    features = tf.nest.map_structure(lambda *parts: tf.concat(parts, 0), *[f for _, f in draws])
-    embedded = tf.cast(candidate_tower(features), tf.float32)
-    if embedded.shape.rank != 2 or embedded.shape[-1] != given.shape[-1]:
-        raise ValueError(
-            "`candidate_tower` must return [n, D] embeddings for the sampled candidates with "
-            f"the dimension of `candidate_embeddings` ({given.shape[-1]}), got shape "
-            f"{embedded.shape}."
-        )
+    drawn = _embedded_draws(given, sampled, candidate_tower)
     start = 1 if positive_first else tf.shape(given)[0]
     blocks = [first if positive_first else (None, 0, start)]
     for source in sampled:
         blocks.append((source, start, source.count))
         start = start + source.count
+    embedded = tf.concat([e for _, e in drawn], 0)
     shared = embedded if positive_first else tf.concat([given, embedded], 0)
     return Columns(
-        shared, tf.concat([first_ids] + [i for i, _ in draws], 0), blocks, positive_first
+        shared, tf.concat([first_ids] + [i for i, _ in drawn], 0), blocks, positive_first
     )
+
+
+def _embedded_draws(
+    given: tf.Tensor, sampled: Sequence[NegativeSource], candidate_tower: Optional[Callable]
+) -> list:
+    """`[(ids [K_s], embeddings [K_s, D])]` per source, in order; one tower call for all."""
+    towered = [s for s in sampled if not s.supplies_embeddings]
+    embedded = {}
+    if towered:
+        if candidate_tower is None:
+            names = ", ".join(type(s).__name__ for s in towered)
+            raise ValueError(
+                f"`candidate_tower` is required by the negative sources ({names}): pass the "
+                "model's candidate tower to the task call, e.g. `candidate_tower=self.item_tower`."
+            )
+        draws = [source(None) for source in towered]
+        features = tf.nest.map_structure(lambda *parts: tf.concat(parts, 0), *[f for _, f in draws])
+        out = tf.cast(candidate_tower(features), tf.float32)
+        if out.shape.rank != 2 or out.shape[-1] != given.shape[-1]:
+            raise ValueError(
+                "`candidate_tower` must return [n, D] embeddings for the sampled candidates with "
+                f"the dimension of `candidate_embeddings` ({given.shape[-1]}), got shape "
+                f"{out.shape}."
+            )
+        pieces = tf.split(out, [s.count for s in towered], axis=0)
+        for source, (draw_ids, _), piece in zip(towered, draws, pieces):
+            embedded[id(source)] = (draw_ids, piece)
+    for source in sampled:
+        if source.supplies_embeddings:
+            draw_ids, vectors = source(given)
+            embedded[id(source)] = (draw_ids, tf.cast(vectors, tf.float32))
+    return [embedded[id(source)] for source in sampled]
 
 
 def column_scores(
@@ -134,38 +155,49 @@ def _dot_scores(queries: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
     return tf.linalg.matmul(queries, candidates, transpose_b=True)
 
 
-def mixture_probabilities(
+def mixture_probabilities(  # noqa: PLR0913 (the batch's part, then the sources)
     ids: tf.Tensor,
     in_batch_probabilities: Optional[tf.Tensor],
     in_batch_draws: tf.Tensor,
     sampled: Sequence[NegativeSource],
     mask_duplicates: bool,
+    stream_probabilities: Optional[tf.Tensor] = None,
 ) -> tf.Tensor:
     """`[N]` probability of each candidate of `ids` (`[N]` int64) under the mixture of sources.
 
     `in_batch_probabilities` (`[N]`, per-example probability of every id, or None
     when the batch is not a source) and `in_batch_draws` are the batch's part; each
-    sampled source adds its own. With `mask_duplicates` the inclusion probability,
-    else the expected share (`tfrs_negatives.ops.mixture`).
+    sampled source adds its own. A source whose draws follow the training stream
+    (`follows_stream`, e.g. `CrossBatch`) has the per-draw probability
+    `stream_probabilities` (`[N]`, the in-batch `q` of `ids`). With
+    `mask_duplicates` the inclusion probability, else the expected share
+    (`tfrs_negatives.ops.mixture`).
     """
     parts = []  # (source, or None for the batch; per-draw probabilities; draws)
     if in_batch_probabilities is not None:
         parts.append((None, in_batch_probabilities, tf.cast(in_batch_draws, tf.float32)))
     for source in sampled:
-        parts.append((source, None, tf.cast(source.active_count, tf.float32)))
+        p = None
+        if source.follows_stream:
+            if stream_probabilities is None:
+                raise ValueError(
+                    f"`{source.name}` ({type(source).__name__}) draws from the training stream: "
+                    "its probability is the in-batch `q`, so give the task a `frequency` "
+                    "estimator (e.g. StreamingFrequencyEstimator())."
+                )
+            p = stream_probabilities
+        parts.append((source, p, tf.cast(source.active_draws(), tf.float32)))
     if mask_duplicates:
         misses = [
             ops.log_miss_with_replacement(p, draws)
-            if source is None
+            if p is not None
             else source.log_miss_probability(ids, draws)
             for source, p, draws in parts
         ]
         return ops.inclusion_probability(tf.stack(misses))
     if len(parts) == 1 and parts[0][0] is None:
         return in_batch_probabilities
-    probabilities = [
-        p if source is None else source.draw_probability(ids) for source, p, _ in parts
-    ]
+    probabilities = [p if p is not None else source.draw_probability(ids) for source, p, _ in parts]
     return ops.expected_share(tf.stack(probabilities), tf.stack([d for _, _, d in parts]))
 
 
@@ -189,7 +221,7 @@ def column_exclusions(
             excluded.append(tf.fill([n], weight <= 0.0))
             log_weight.append(tf.fill([n], tf.math.log(tf.maximum(weight, 1e-30))))
         else:
-            inactive = tf.range(count) >= source.active_count
+            inactive = tf.range(count) >= source.active_draws()
             excluded.append(tf.logical_or(inactive, source.weight <= 0.0))
             log_weight.append(tf.fill([count], tf.math.log(tf.maximum(source.weight, 1e-30))))
     column_excluded = tf.concat(excluded, 0)
@@ -323,7 +355,7 @@ def row_exclusions(
             part = tf.logical_or(part, rows.scores[:, start : start + count] > threshold[:, None])
         pieces.append(part)
         column_excluded.append(
-            tf.logical_or(tf.range(count) >= source.active_count, source.weight <= 0.0)
+            tf.logical_or(tf.range(count) >= source.active_draws(), source.weight <= 0.0)
         )
         log_weight.append(tf.fill([count], tf.math.log(tf.maximum(source.weight, 1e-30))))
         start += count
@@ -350,7 +382,7 @@ def column_sources(
     pieces = [tf.fill([first], -1 if columns.positive_first else in_batch)]
     row_blocks = () if rows is None else rows.blocks
     for source, _, count in list(columns.blocks[1:]) + list(row_blocks):
-        active = tf.range(count) < source.active_count
+        active = tf.range(count) < source.active_draws()
         pieces.append(tf.where(active, index[id(source)], -1))
     return tf.concat(pieces, 0)
 
@@ -373,10 +405,10 @@ def distinct_counts(
 
     counts = {}
     for source, start, _ in columns.blocks[1:]:
-        counts[id(source)] = distinct(columns.ids[start : start + source.active_count])
+        counts[id(source)] = distinct(columns.ids[start : start + source.active_draws()])
     start = 0
     for source, _, count in () if rows is None else rows.blocks:
-        counts[id(source)] = distinct(rows.ids[:, start : start + source.active_count])
+        counts[id(source)] = distinct(rows.ids[:, start : start + source.active_draws()])
         start += count
     result = []
     for source in sources:

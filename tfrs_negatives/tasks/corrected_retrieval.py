@@ -351,8 +351,24 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             for metric in self._batch_metrics:
                 weights = batch.sample_weight
                 updates.append(metric.update_state(labels, logits, sample_weight=weights))
+        updates.extend(self._after_step(batch, loss))
         with tf.control_dependencies([op for op in updates if op is not None]):
             return tf.identity(loss)
+
+    def _after_step(self, batch: Batch, loss: tf.Tensor) -> list:
+        """Hooks of sources that learn from the step (`CrossBatch` enqueues), after the loss."""
+        hooked = [s for s in self.sampled_sources if hasattr(s, "after_step")]
+        if not hooked:
+            return []
+        with tf.control_dependencies([loss]):
+            ids = batch.own(batch.ids)
+            embeddings = tf.stop_gradient(tf.cast(batch.own(batch.candidates), tf.float32))
+            probabilities = None
+            if self.frequency is not None:
+                probabilities = self.frequency.probability(ids)
+            elif batch.given_probabilities is not None:
+                probabilities = batch.own(tf.cast(batch.given_probabilities, tf.float32))
+            return [s.after_step(ids, embeddings, probabilities, batch.training) for s in hooked]
 
     # Phase 1: the checked batch.
 
@@ -524,11 +540,19 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             return None, None
         mix = self._masks_duplicates
         if in_batch:
-            return mixture_probabilities(columns.ids, batch_q, batch.num_given, sampled, mix), None
+            # The batch's q is also the per-draw probability of sources following the stream.
+            mixture = mixture_probabilities(
+                columns.ids, batch_q, batch.num_given, sampled, mix, stream_probabilities=batch_q
+            )
+            return mixture, None
         positives = batch.own(batch.ids)
+        column_q = positive_q = None
+        if self.frequency is not None and any(s.follows_stream for s in sampled):
+            column_q = self.frequency.probability(columns.ids)  # read after the step's update
+            positive_q = self.frequency.probability(positives)
         return (
-            mixture_probabilities(columns.ids, None, 0, sampled, mix),
-            mixture_probabilities(positives, None, 0, sampled, mix),
+            mixture_probabilities(columns.ids, None, 0, sampled, mix, column_q),
+            mixture_probabilities(positives, None, 0, sampled, mix, positive_q),
         )
 
     def _in_batch_probabilities(
@@ -621,7 +645,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         if self.in_batch_source is not None:
             draws += tf.cast(num_given, tf.float32)
         for source in self.sampled_sources:
-            draws += tf.cast(source.active_count, tf.float32)
+            draws += tf.cast(source.active_draws(), tf.float32)
         return tf.maximum(draws, 1.0)
 
     # Phase 3: the loss.
