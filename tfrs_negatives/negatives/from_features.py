@@ -4,7 +4,7 @@ from typing import Any, Dict, Optional
 
 from tfrs_negatives.negatives.catalogue import Catalogue
 from tfrs_negatives.negatives.known_positives import KnownPositives
-from tfrs_negatives.negatives.mined import SAMPLING, draw_from_windows
+from tfrs_negatives.negatives.mined import draw_from_windows, init_per_row_state
 from tfrs_negatives.negatives.sources import NegativeSource, as_catalogue
 from tfrs_negatives.ops.ids import to_int64_ids
 
@@ -60,28 +60,8 @@ class FromFeatures(NegativeSource):
         super().__init__(count=count, weight=weight, **kwargs)
         if count < 1:
             raise ValueError(f"`count` must be >= 1, got {count!r}.")
-        if sample not in SAMPLING:
-            raise ValueError(f"`sample` must be one of {SAMPLING}, got {sample!r}.")
-        if margin is not None and not 0.0 <= float(margin) < 1.0:
-            raise ValueError(f"`margin` must be in [0, 1) or None, got {margin!r}.")
         self.catalogue: Catalogue = as_catalogue(catalogue)
-        self.sample_mode = sample
-        self.known_positives = known_positives
-        self.margin = None if margin is None else float(margin)
-        self.seed = seed
-        self.generator = (
-            tf.random.Generator.from_non_deterministic_state()
-            if seed is None
-            else tf.random.Generator.from_seed(seed)
-        )
-        self.fallbacks = self.add_weight(
-            name="fallbacks",
-            shape=[],
-            dtype=tf.int64,
-            trainable=False,
-            initializer="zeros",
-            aggregation=tf.VariableAggregation.SUM,
-        )
+        init_per_row_state(self, sample, known_positives, margin, seed)
 
     def check_ids(self, candidate_ids: Any, query_ids: Any = None) -> None:
         """Raises if raw candidate ids are not of the catalogue's kind (see `Mined`)."""

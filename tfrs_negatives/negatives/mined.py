@@ -64,35 +64,15 @@ class Mined(NegativeSource):
             raise TypeError(f"`table` must be a HardNegativeTable, got {type(table).__name__}.")
         if side not in ("item", "query"):
             raise ValueError(f"`side` must be 'item' or 'query', got {side!r}.")
-        if sample not in SAMPLING:
-            raise ValueError(f"`sample` must be one of {SAMPLING}, got {sample!r}.")
         if count > table.window:
             raise ValueError(
                 f"`count` ({count}) must not exceed the mined window ({table.window} entries)."
             )
-        if margin is not None and not 0.0 <= float(margin) < 1.0:
-            raise ValueError(f"`margin` must be in [0, 1) or None, got {margin!r}.")
+        init_per_row_state(self, sample, known_positives, margin, seed)  # checked before binding
         self.table = table
         self.catalogue: Catalogue = as_catalogue(catalogue)
         table.bind_catalogue(self.catalogue, f"the `catalogue` of Mined `{self.name}`")
         self.side = side
-        self.sample_mode = sample
-        self.known_positives = known_positives
-        self.margin = None if margin is None else float(margin)
-        self.seed = seed
-        self.generator = (
-            tf.random.Generator.from_non_deterministic_state()
-            if seed is None
-            else tf.random.Generator.from_seed(seed)
-        )
-        self.fallbacks = self.add_weight(
-            name="fallbacks",
-            shape=[],
-            dtype=tf.int64,
-            trainable=False,
-            initializer="zeros",
-            aggregation=tf.VariableAggregation.SUM,
-        )
 
     def check_ids(self, candidate_ids: Any, query_ids: Any = None) -> None:
         """Raises if raw ids are not of the kinds the catalogue, table and known positives hold.
@@ -218,3 +198,35 @@ def draw_from_windows(  # noqa: PLR0913 (the window and how to draw from it)
     b = tf.shape(counts)[0]
     uniform = generator.uniform([b, count], 0, catalogue_size, dtype=tf.int64)
     return tf.where(fallback[:, None], uniform, mined), fallback
+
+
+def init_per_row_state(  # noqa: PLR0913 (the per-row options)
+    source: NegativeSource,
+    sample: str,
+    known_positives: Optional[KnownPositives],
+    margin: Optional[float],
+    seed: Optional[int],
+) -> None:
+    """Checks and sets what every per-row source holds: how it draws, its filters, its
+    random generator and its `fallbacks` counter (`Mined`, `FromFeatures`)."""
+    if sample not in SAMPLING:
+        raise ValueError(f"`sample` must be one of {SAMPLING}, got {sample!r}.")
+    if margin is not None and not 0.0 <= float(margin) < 1.0:
+        raise ValueError(f"`margin` must be in [0, 1) or None, got {margin!r}.")
+    source.sample_mode = sample
+    source.known_positives = known_positives
+    source.margin = None if margin is None else float(margin)
+    source.seed = seed
+    source.generator = (
+        tf.random.Generator.from_non_deterministic_state()
+        if seed is None
+        else tf.random.Generator.from_seed(seed)
+    )
+    source.fallbacks = source.add_weight(
+        name="fallbacks",
+        shape=[],
+        dtype=tf.int64,
+        trainable=False,
+        initializer="zeros",
+        aggregation=tf.VariableAggregation.SUM,
+    )
