@@ -3,6 +3,7 @@
 from typing import Callable, NamedTuple, Optional, Sequence, Tuple
 
 from tfrs_negatives import ops
+from tfrs_negatives.negatives.row_draws import RowContext
 from tfrs_negatives.negatives.sources import NegativeSource
 
 import tensorflow as tf
@@ -251,12 +252,38 @@ class RowColumns(NamedTuple):
       ids: `[B, M]` int64 ids.
       blocks: `(source, None, count)` per mined source, in column order.
       valid: `[B, M]` bool, False for draws the source masks (padding), or None.
+      probabilities: `[B, M]` float32 per-draw probability `p_i(j)` of the draws of
+        sources that sample from a per-row distribution (`Cache`, `Dynamic` with
+        `select="softmax"`), 0 for chosen (certain) ones; None when no source samples.
     """
 
     scores: Optional[tf.Tensor] = None
     ids: Optional[tf.Tensor] = None
     blocks: tuple = ()
     valid: Optional[tf.Tensor] = None
+    probabilities: Optional[tf.Tensor] = None
+
+
+def _window_draw(source: NegativeSource, anchors: dict, negative_ids, query_ids) -> tuple:
+    """`(ids [B, k], features [B * k, ...], valid [B, k])` of a windowed source (`Mined`, ...)."""
+    if source.side == "features" and negative_ids is None:
+        raise ValueError(
+            f"`negative_ids` is required by `{source.name}` (FromFeatures): pass the "
+            "[B, W] mined ids of each row to the task call (`negative_ids=features[...]`)."
+        )
+    if source.side == "query" and query_ids is None:
+        raise ValueError(
+            "`query_ids` is required by query-side mined negatives (side='query'): pass "
+            "the [B] query ids to the task call."
+        )
+    if source.known_positives is not None and query_ids is None:
+        raise ValueError(
+            f"`query_ids` is required by `{source.name}`, whose `known_positives` filter "
+            "looks up (query, item) pairs: pass the [B] query ids to the task call "
+            "(`query_ids=features[...]`), got None."
+        )
+    row_ids, row_features, _, row_valid = source.sample_rows(anchors[source.side])
+    return row_ids, row_features, row_valid
 
 
 def draw_row_columns(  # noqa: PLR0913 (each source's anchors, then the tower)
@@ -266,12 +293,15 @@ def draw_row_columns(  # noqa: PLR0913 (each source's anchors, then the tower)
     query_ids: Optional[tf.Tensor],
     candidate_tower: Optional[Callable],
     negative_ids: Optional[tf.Tensor] = None,
+    context: Optional[RowContext] = None,
 ) -> RowColumns:
-    """Per-row (mined) negatives: their `[B, M]` raw scores, ids and blocks.
+    """Per-row negatives: their `[B, M]` raw scores, ids, blocks, validity and probabilities.
 
-    Each source draws `count` candidates per row from the anchor of its side (the
-    row's positive id, its query id, or for `FromFeatures` the row's `[W]`
-    `negative_ids`), embedded with `candidate_tower` in one call.
+    A windowed source draws `count` candidates per row from the anchor of its side
+    (the row's positive id, its query id, or for `FromFeatures` the row's `[W]`
+    `negative_ids`); their features are embedded with `candidate_tower` in one call.
+    A scoring source (`draw_rows`: `Cache`, `Dynamic`) is given the step's
+    `context` and returns its draws embedded.
     """
     if candidate_tower is None:
         raise ValueError(
@@ -283,45 +313,43 @@ def draw_row_columns(  # noqa: PLR0913 (each source's anchors, then the tower)
             "Mined negatives need `query_embeddings` of shape [B, D], got shape "
             f"{query_embeddings.shape}."
         )
-    ids, features, blocks, valid = [], [], [], []
-    for source in per_row:
-        if source.side == "features" and negative_ids is None:
-            raise ValueError(
-                f"`negative_ids` is required by `{source.name}` (FromFeatures): pass the "
-                "[B, W] mined ids of each row to the task call (`negative_ids=features[...]`)."
-            )
-        if source.side == "query" and query_ids is None:
-            raise ValueError(
-                "`query_ids` is required by query-side mined negatives (side='query'): pass "
-                "the [B] query ids to the task call."
-            )
-        if source.known_positives is not None and query_ids is None:
-            raise ValueError(
-                f"`query_ids` is required by `{source.name}`, whose `known_positives` filter "
-                "looks up (query, item) pairs: pass the [B] query ids to the task call "
-                "(`query_ids=features[...]`), got None."
-            )
-        anchors = {"item": positive_ids, "query": query_ids, "features": negative_ids}
-        row_ids, row_features, _, row_valid = source.sample_rows(anchors[source.side])
-        valid.append(row_valid)
-        ids.append(row_ids)
-        features.append(row_features)
-        blocks.append((source, None, source.count))
     b = tf.shape(query_embeddings)[0]
-    total = sum(s.count for s in per_row)
-    merged = tf.nest.map_structure(lambda *parts: tf.concat(parts, 0), *features)
-    # Row-major per source: reorder to [B, total] by stacking each source's [B, count].
-    embedded = tf.cast(candidate_tower(merged), tf.float32)
-    pieces, start = [], 0
+    anchors = {"item": positive_ids, "query": query_ids, "features": negative_ids}
+    parts, windowed = [], []  # parts: [ids, valid, probabilities, embeddings or None]
     for source in per_row:
-        size = b * source.count
-        pieces.append(tf.reshape(embedded[start : start + size], [b, source.count, -1]))
-        start += size
-    row_embeddings = tf.concat(pieces, 1)  # [B, total, D]
+        if hasattr(source, "draw_rows"):
+            draw = source.draw_rows(context)
+            probabilities = draw.probabilities
+            if probabilities is None:
+                probabilities = tf.zeros(tf.shape(draw.ids), tf.float32)
+            parts.append([draw.ids, draw.valid, probabilities, draw.embeddings])
+        else:
+            row_ids, row_features, row_valid = _window_draw(
+                source, anchors, negative_ids, query_ids
+            )
+            zeros = tf.zeros(tf.shape(row_ids), tf.float32)
+            parts.append([row_ids, row_valid, zeros, None])
+            windowed.append((len(parts) - 1, source.count, row_features))
+    if windowed:
+        merged = tf.nest.map_structure(
+            lambda *pieces: tf.concat(pieces, 0), *[f for _, _, f in windowed]
+        )
+        embedded = tf.cast(candidate_tower(merged), tf.float32)
+        start = 0
+        for index, count, _ in windowed:  # row-major per source: [B * count] -> [B, count, D]
+            size = b * count
+            parts[index][3] = tf.reshape(embedded[start : start + size], [b, count, -1])
+            start += size
+    row_embeddings = tf.concat([tf.cast(p[3], tf.float32) for p in parts], 1)  # [B, M, D]
     queries = tf.cast(query_embeddings, tf.float32)
     scores = tf.einsum("bd,bmd->bm", queries, row_embeddings)
+    sampled = any(hasattr(s, "draw_rows") and s.samples_rows for s in per_row)
     return RowColumns(
-        tf.reshape(scores, [b, total]), tf.concat(ids, 1), tuple(blocks), tf.concat(valid, 1)
+        scores,
+        tf.concat([p[0] for p in parts], 1),
+        tuple((source, None, source.count) for source in per_row),
+        tf.concat([p[1] for p in parts], 1),
+        tf.concat([p[2] for p in parts], 1) if sampled else None,
     )
 
 
@@ -417,3 +445,50 @@ def distinct_counts(
         else:
             result.append(counts.get(id(source)))
     return result
+
+
+def sampled_row_corrections(
+    rows: RowColumns, mask_duplicates: bool, shared_draws: tf.Tensor, clip_min: float
+):
+    """`(log_q [B, M], duplicate [B, M] bool)` of per-row columns, on the shared columns' scale.
+
+    A sampling source's `k` draws of row `i` (`k` its active draws, `p = p_i(j)`)
+    are corrected as the shared ones are: with `mask_duplicates` by the inclusion
+    probability `1 - (1 - p)^k` (and later copies of an id within the source's
+    block are duplicates, masked); else by the expected share `k p / D`, `D` the
+    step's shared draws (the scale of `Q(j)`, whose shares sum to 1 over `D`). A
+    chosen (certain) draw gets the unit of a mined negative: 1, or `1 / D`.
+
+    Args:
+      rows: The per-row columns, with `probabilities`.
+      mask_duplicates: The task's duplicate mode is "mask".
+      shared_draws: Scalar float32 `D`.
+      clip_min: Lower clip of the probabilities before the log.
+    """
+    unit = tf.ones([]) if mask_duplicates else 1.0 / shared_draws
+    log_q, duplicate, start = [], [], 0
+    for source, _, count in rows.blocks:
+        p = rows.probabilities[:, start : start + count]
+        ids = rows.ids[:, start : start + count]
+        start += count
+        if not (hasattr(source, "draw_rows") and source.samples_rows):
+            log_q.append(tf.fill(tf.shape(p), tf.math.log(unit)))
+            duplicate.append(tf.zeros(tf.shape(p), tf.bool))
+            continue
+        k = tf.cast(source.active_draws(), tf.float32)
+        if mask_duplicates:
+            q = -tf.math.expm1(k * tf.math.log1p(-tf.minimum(p, 1.0 - 1e-7)))
+            duplicate.append(later_copies(ids))
+        else:
+            q = k * p / shared_draws
+            duplicate.append(tf.zeros(tf.shape(p), tf.bool))
+        log_q.append(tf.math.log(tf.clip_by_value(q, clip_min, 1.0)))
+    return tf.concat(log_q, 1), tf.concat(duplicate, 1)
+
+
+def later_copies(ids: tf.Tensor) -> tf.Tensor:
+    """`[B, k]` True where row `i`'s id at slot `s` already appears at a slot `< s`."""
+    same = tf.equal(ids[:, :, None], ids[:, None, :])  # [B, s, t]
+    slots = tf.range(tf.shape(ids)[1])
+    earlier = slots[None, :] < slots[:, None]  # [s, t]: t < s
+    return tf.reduce_any(tf.logical_and(same, earlier[None]), axis=2)

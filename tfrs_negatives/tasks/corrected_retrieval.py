@@ -6,6 +6,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tu
 from tfrs_negatives import ops
 from tfrs_negatives.estimators.base import SamplingProbabilityEstimator
 from tfrs_negatives.metrics.negative_diagnostics import NegativeDiagnostics
+from tfrs_negatives.negatives.row_draws import RowContext
 from tfrs_negatives.negatives.sources import InBatch, NegativeSource
 from tfrs_negatives.ops.diagnostics import retrieval_statistics
 from tfrs_negatives.ops.losses import positive_logits
@@ -22,6 +23,7 @@ from tfrs_negatives.tasks.columns import (
     joined,
     mixture_probabilities,
     row_exclusions,
+    sampled_row_corrections,
 )
 
 import tensorflow as tf
@@ -598,6 +600,15 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
     ) -> Tuple[Tuple[tf.Tensor, ...], ops.CorrectionInputs, RowColumns]:
         """Appends the mined `[B, M]` columns and extends every column-level input."""
         positive_ids = batch.own(batch.ids)
+        context = RowContext(
+            tf.cast(batch.queries, tf.float32),
+            positive_ids,
+            tf.cast(batch.own(batch.candidates), tf.float32),
+            raw_positive_scores,
+            batch.candidate_tower,
+            batch.training,
+            batch.query_ids,
+        )
         rows = draw_row_columns(
             batch.queries,
             self.per_row_sources,
@@ -605,6 +616,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             batch.query_ids,
             batch.candidate_tower,
             batch.negative_ids,
+            context,
         )
         if self.check_finite:
             rows = rows._replace(scores=checks.finite(rows.scores, "the mined candidates' scores"))
@@ -614,6 +626,10 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         row_scores = rows.scores
         if self._temperature is not None:
             row_scores = row_scores / self._temperature
+        if rows.probabilities is not None:
+            row_scores, excluded = self._sampled_rows_corrected(
+                rows, row_scores, excluded, batch, inputs.probabilities is not None
+            )
         n = tf.add_n([tf.shape(block)[1] for block in scores])
         m = tf.shape(row_scores)[1]
         probabilities = inputs.probabilities
@@ -638,6 +654,34 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             score_mask=tf.concat([shared_mask, tf.logical_not(excluded)], 1),
         )
         return (*scores, row_scores), extended, rows
+
+    def _sampled_rows_corrected(
+        self,
+        rows: RowColumns,
+        row_scores: tf.Tensor,
+        excluded: tf.Tensor,
+        batch: Batch,
+        shared_corrected: bool,
+    ) -> Tuple[tf.Tensor, tf.Tensor]:
+        """`(row_scores, excluded)` with sampled per-row draws corrected (`Cache`, `Dynamic`).
+
+        Their per-row probability is folded into their scores: the loss's own
+        correction of these columns is by the mined unit (`log 1` or `log 1 / D`),
+        so `s - a log q_i(j) + a log unit` is corrected to `s - a log q_i(j)`; `q` is
+        the inclusion probability ("mask", later copies in a row masked) or the
+        expected share ("keep") of `sampled_row_corrections`.
+        """
+        log_q, duplicate = sampled_row_corrections(
+            rows, self._masks_duplicates, self._draws(batch.num_given), self.probability_clip
+        )
+        excluded = tf.logical_or(excluded, duplicate)
+        if self.correction is None:
+            return row_scores, excluded
+        unit = 0.0
+        if shared_corrected and not self._masks_duplicates:
+            unit = -tf.math.log(self._draws(batch.num_given))
+        shift = self.correction_strength * (unit - tf.stop_gradient(log_q))
+        return row_scores + shift, excluded
 
     def _draws(self, num_given: tf.Tensor) -> tf.Tensor:
         """Shared draws of a step: the given candidates (if in-batch) and each source's."""
