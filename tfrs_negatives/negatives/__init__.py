@@ -1,10 +1,12 @@
 """Negative sources: in-batch, uniform, popularity^b, the full catalogue, mined (from a
-table in the model, or from each example's features), a cross-batch memory.
+table in the model, or from each example's features), a cross-batch memory,
+a cache of the catalogue's embeddings.
 
 Also the in-graph state the mined source reads (`HardNegativeTable`,
 `KnownPositives`), re-exported from `tfrs_negatives.mining`.
 """
 
+from tfrs_negatives.negatives.cache import Cache
 from tfrs_negatives.negatives.catalogue import Catalogue
 from tfrs_negatives.negatives.cross_batch import CrossBatch
 from tfrs_negatives.negatives.from_features import FromFeatures
@@ -20,6 +22,7 @@ from tfrs_negatives.negatives.sources import (
 )
 
 __all__ = [
+    "Cache",
     "Catalogue",
     "CrossBatch",
     "FromFeatures",

@@ -104,7 +104,8 @@ def check_negatives(negatives: list) -> None:
         if not isinstance(source, NegativeSource):
             raise TypeError(
                 "`negatives` must hold tfrs_negatives.negatives sources (InBatch, Uniform, "
-                f"Popularity, FullCatalogue, Mined, CrossBatch), got {type(source).__name__}."
+                "Popularity, FullCatalogue, Mined, FromFeatures, CrossBatch, Cache, Dynamic), "
+                f"got {type(source).__name__}."
             )
     if sum(s.in_batch for s in negatives) > 1:
         raise ValueError("`negatives` lists InBatch more than once.")
