@@ -1,9 +1,11 @@
 """`negatives.Cache`: Gumbel-max draws from cached scores, re-embedded and corrected."""
 
+import json
 import os
 import tempfile
 
 import tfrs_negatives as tfn
+from tfrs_negatives.experiments import compare
 from tfrs_negatives.negatives import Cache, InBatch
 from tfrs_negatives.negatives.row_draws import RowContext, gumbel_max_draws
 from tfrs_negatives.tasks import CorrectedRetrieval
@@ -11,7 +13,7 @@ from tfrs_negatives.tasks import CorrectedRetrieval
 import numpy as np
 import pytest
 import tensorflow as tf
-from tests_support import NUM_ITEMS, TwoTower, interactions
+from tests_support import NUM_ITEMS, TINY_SYNTHETIC, TwoTower, interactions
 
 N, D, B = 12, 4, 5
 
@@ -57,7 +59,7 @@ def _context(queries, positives, tower, training=False):
     )
 
 
-def _reference_loss(queries, positives, table, draws, p, q_in_batch, count, mode):
+def _reference_loss(queries, positives, table, draws, p, q_in_batch, count, mode):  # noqa: PLR0913
     """NumPy: in-batch log-Q columns, hits removed, then the Cache's corrected row columns."""
     hits = positives[None, :] == positives[:, None]
     np.fill_diagonal(hits, False)
@@ -222,3 +224,17 @@ def test_wrong_dimension_and_missing_tower_are_errors():
     context = _context(queries, positives, _tower())._replace(candidate_tower=None)
     with pytest.raises(ValueError, match="`candidate_tower` is required by Cache"):
         Cache(np.arange(N), count=2).draw_rows(context)
+
+
+def test_compare_trains_the_cache_strategy_alone_and_in_a_mix(tmp_path, capsys):
+    flags = list(TINY_SYNTHETIC)
+    flags[flags.index("--strategies") + 1] = "cache"
+    flags[flags.index("--epochs") + 1] = "1"
+    # `--mix cache=1`: the cache's draws without in-batch negatives.
+    argv = ["compare", *flags, "--mix", "cache=1", "--output_dir", str(tmp_path)]
+    code = compare.main(argv)
+    assert code == 0, capsys.readouterr().err
+    rows = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert list(rows) == ["cache", "mix"]
+    for row in rows.values():
+        assert np.isfinite(row["final_loss"]) and 0.0 <= row["recall@50"] <= 1.0

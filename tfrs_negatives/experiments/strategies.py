@@ -10,6 +10,10 @@ estimator and accidental-hit removal):
 * `popularity`: in-batch plus `num_negatives` draws with probability ∝ count^0.75;
 * `cross_batch`: in-batch plus a memory of the last `num_negatives` positives of
   training steps with their (stale) embeddings (`negatives.CrossBatch`);
+* `cache`: in-batch plus `hard_count` negatives per example sampled from the
+  softmax of its scores against a cache of the whole catalogue's embeddings,
+  re-embedded and corrected per row (`negatives.Cache`; `num_negatives` rows of
+  the cache refreshed per step, besides the drawn ones and the positives);
 * `hard`: `mixed` plus `hard_count` mined negatives per example from ranks
   `hard_window` of the positive's neighbours in the item tower (re-mined every
   epoch; none during a warm-up epoch, then ramped up over one epoch);
@@ -23,7 +27,7 @@ positives (their number is the batch size minus one, so its value only switches 
 on or off); the other sources divide the per-example budget `num_negatives` in
 proportion to their values: `uniform` and `popularity` draw that many candidates
 per step (shared by the batch), `cross_batch` keeps that many past positives,
-`hard` mines that many per example.
+`hard` mines that many per example, `cache` samples that many per example.
 """
 
 import dataclasses
@@ -45,13 +49,14 @@ STRATEGIES = (
     "mixed",
     "popularity",
     "cross_batch",
+    "cache",
     "hard",
     "hardest",
     "full_softmax",
     "mix",
 )
 DEFAULT_STRATEGIES = ("inbatch", "logq", "mixed", "hard", "full_softmax")
-MIX_SOURCES = ("inbatch", "uniform", "popularity", "cross_batch", "hard")
+MIX_SOURCES = ("inbatch", "uniform", "popularity", "cross_batch", "cache", "hard")
 MINERS = ("brute", "scann")
 
 
@@ -291,6 +296,8 @@ def _source_counts(name: str, options: StrategyOptions) -> Tuple[Dict[str, int],
         counts["popularity"] = k
     if name == "cross_batch":
         counts["cross_batch"] = k
+    if name == "cache":
+        counts["cache"] = options.hard_count
     if name in ("hard", "hardest"):
         counts["hard"] = options.hard_count
     window = options.hardest_window if name == "hardest" else options.hard_window
@@ -331,6 +338,17 @@ def _sampled_sources(counts: Dict[str, int], split: Split, options: StrategyOpti
         )
     if "cross_batch" in counts:
         sources.append(negatives.CrossBatch(memory=counts["cross_batch"], name="cross_batch"))
+    if "cache" in counts:
+        sources.append(
+            negatives.Cache(
+                items,
+                count=counts["cache"],
+                refresh=min(options.num_negatives, len(items)),
+                known_positives=KnownPositives(split.train_users, split.train_items),
+                seed=options.seed + 2,
+                name="cache",
+            )
+        )
     return sources
 
 
