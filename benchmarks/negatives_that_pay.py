@@ -260,7 +260,8 @@ def summarise(results: Dict[str, Dict[int, dict]], runs: List[str]) -> List[str]
         lines.append(
             f"{run:28s} {cells[0]:>15s} {cells[1]:>15s} {cells[2]:>15s}  "
             f"{diff.mean():+.4f} [{diff.min():+.4f},{diff.max():+.4f}] "
-            f"{diff.mean() / base:+7.1%} {ms:8.1f} {ms / control_ms:6.2f} {at_time:9.4f} {own_at_control_time:10.4f}"
+            f"{diff.mean() / base:+7.1%} {ms:8.1f} {ms / control_ms:6.2f} {at_time:9.4f}"
+            f" {own_at_control_time:10.4f}"
             f" {per[seeds[0]]['in_loss']:7.0f} {per[seeds[0]]['scored']:7.0f} {reach_text:>14s}"
         )
     return lines
