@@ -6,6 +6,8 @@ The op and the task against a per-row NumPy reference written from the formulas:
 `loss_i = -l_ip + log(e^{l_ip} + g_i)`.
 """
 
+from typing import NamedTuple
+
 import tfrs_negatives as tfn
 from tfrs_negatives import ops
 from tfrs_negatives.ops.masking import mask_value
@@ -19,13 +21,24 @@ from tests_support import FixedDraws, TwoTower, interactions
 OPTIONS = [(0.0, 0.0), (2.0, 0.0), (0.0, 0.3), (1.5, 0.2)]
 
 
-def _reference_row(logits, scores, valid, column, beta, tau):
-    """One row's loss in float64, straight from the formulas."""
-    positive = logits[column]
+class Rows(NamedTuple):
+    """A problem for the op: `[B, N]` logits, scores, valid negatives; `[B]` positive columns."""
+
+    logits: np.ndarray
+    scores: np.ndarray
+    valid: np.ndarray
+    columns: np.ndarray
+
+
+def _reference_row(rows, i, options):
+    """Row `i`'s loss in float64, straight from the formulas (`options = (beta, tau+)`)."""
+    beta, tau = options
+    logits = rows.logits[i].astype(np.float64)
+    positive, valid = logits[rows.columns[i]], rows.valid[i]
     n = int(valid.sum())
     if n == 0:  # the plain softmax of the row
         return np.logaddexp.reduce(logits) - positive
-    s, negatives = scores[valid], logits[valid]
+    s, negatives = rows.scores[i][valid].astype(np.float64), logits[valid]
     weights = n * np.exp(beta * s) / np.exp(beta * s).sum()
     terms = weights * np.exp(negatives)
     g = terms.sum()
@@ -34,32 +47,32 @@ def _reference_row(logits, scores, valid, column, beta, tau):
     return -positive + np.log(np.exp(positive) + g)
 
 
-def reference(logits, scores, valid, columns, beta, tau, weights=None):
-    """`[B]` per-row losses times weights, summed (float64)."""
-    logits, scores = np.asarray(logits, np.float64), np.asarray(scores, np.float64)
-    rows = [
-        _reference_row(logits[i], scores[i], valid[i], columns[i], beta, tau)
-        for i in range(len(logits))
-    ]
-    weights = np.ones(len(rows)) if weights is None else weights
-    return float(np.dot(rows, weights))
+def reference(rows, options, weights=None):
+    """Sum over rows of the per-row losses times `weights` (float64)."""
+    losses = [_reference_row(rows, i, options) for i in range(len(rows.logits))]
+    weights = np.ones(len(losses)) if weights is None else weights
+    return float(np.dot(losses, weights))
 
 
-def _clamped_rows(logits, scores, valid, columns, beta, tau):
+def _clamped_rows(rows, options):
     """How many rows' debiased sums are below the floor (so the clamp is exercised)."""
+    beta, tau = options
     count = 0
-    for i in range(len(logits)):
-        p, v = logits[i, columns[i]], valid[i]
+    for logits, scores, v, column in zip(*rows):
         if not v.any():
             continue
-        w = v.sum() * np.exp(beta * scores[i, v]) / np.exp(beta * scores[i, v]).sum()
-        terms = w * np.exp(logits[i, v])
-        count += (terms.sum() - tau * v.sum() * np.exp(p)) / (1 - tau) < v.sum() * terms.min()
+        w = v.sum() * np.exp(beta * scores[v]) / np.exp(beta * scores[v]).sum()
+        terms = w * np.exp(logits[v])
+        removed = tau * v.sum() * np.exp(logits[column])
+        count += (terms.sum() - removed) / (1 - tau) < v.sum() * terms.min()
     return count
 
 
 def _problem(seed, layout, b=6, n=10):
-    """Masked logits (positive of some rows made large, one row with no negative)."""
+    """Masked logits (positive of some rows made large, one row with no negative).
+
+    Returns `(Rows, positive_columns for the op (None on the diagonal), [B] weights)`.
+    """
     rng = np.random.default_rng(seed)
     scores = rng.normal(0.0, 1.5, (b, n)).astype(np.float32)
     logits = (scores - np.log(rng.uniform(0.05, 1.0, n))).astype(np.float32)  # a log-Q shift
@@ -72,69 +85,75 @@ def _problem(seed, layout, b=6, n=10):
     logits = np.where(valid | own, logits, mask_value(tf.float32)).astype(np.float32)
     weights = rng.uniform(0.5, 2.0, b).astype(np.float32)
     tf_columns = None if layout == "diagonal" else tf.constant(columns, tf.int32)
-    return logits, scores, valid, columns, tf_columns, weights
+    return Rows(logits, scores, valid, columns), tf_columns, weights
+
+
+def _op(rows, tf_columns, options, weights=None):
+    return ops.tilted_debiased_softmax(
+        tf.constant(rows.logits), tf.constant(rows.scores), tf.constant(rows.valid), tf_columns,
+        *options, None if weights is None else tf.constant(weights),
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("layout", ["diagonal", "column0"])
-@pytest.mark.parametrize("beta,tau", OPTIONS)
+@pytest.mark.parametrize("options", OPTIONS)
 @pytest.mark.parametrize("seed", [0, 1])
-def test_op_matches_numpy(layout, beta, tau, seed):
-    logits, scores, valid, columns, tf_columns, weights = _problem(seed, layout)
-    got = ops.tilted_debiased_softmax(
-        tf.constant(logits), tf.constant(scores), tf.constant(valid), tf_columns, beta, tau,
-        tf.constant(weights),
-    )  # fmt: skip
-    want = reference(logits, scores, valid, columns, beta, tau, weights)
-    np.testing.assert_allclose(got.numpy(), want, rtol=1e-5)
+def test_op_matches_numpy(layout, options, seed):
+    rows, tf_columns, weights = _problem(seed, layout)
+    got = _op(rows, tf_columns, options, weights)
+    np.testing.assert_allclose(got.numpy(), reference(rows, options, weights), rtol=1e-5)
 
 
 def test_the_clamp_is_exercised_and_matches():
-    logits, scores, valid, columns, tf_columns, _ = _problem(0, "diagonal")
-    assert _clamped_rows(logits, scores, valid, columns, 1.0, 0.6) >= 2
-    got = ops.tilted_debiased_softmax(logits, scores, valid, tf_columns, 1.0, 0.6)
-    np.testing.assert_allclose(got.numpy(), reference(logits, scores, valid, columns, 1.0, 0.6),
-                               rtol=1e-5)  # fmt: skip
+    rows, tf_columns, _ = _problem(0, "diagonal")
+    assert _clamped_rows(rows, (1.0, 0.6)) >= 2
+    got = _op(rows, tf_columns, (1.0, 0.6))
+    np.testing.assert_allclose(got.numpy(), reference(rows, (1.0, 0.6)), rtol=1e-5)
 
 
 @pytest.mark.parametrize("layout", ["diagonal", "column0"])
 def test_zero_options_equal_the_softmax_cross_entropy(layout):
-    logits, scores, valid, _, tf_columns, weights = _problem(3, layout)
-    got = ops.tilted_debiased_softmax(logits, scores, valid, tf_columns, 0.0, 0.0, weights)
-    want = ops.softmax_cross_entropy(tf.constant(logits), weights, tf_columns)
+    rows, tf_columns, weights = _problem(3, layout)
+    got = _op(rows, tf_columns, (0.0, 0.0), weights)
+    want = ops.softmax_cross_entropy(tf.constant(rows.logits), weights, tf_columns)
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
 
 
-def _direct(logits, scores, valid, columns, beta, tau, per_row=False):
-    """The loss as the formulas read, in float64 TF (no log space), for its gradient."""
-    valid_f = tf.cast(valid, tf.float64)
-    n = tf.reduce_sum(valid_f, 1)
-    positive = tf.gather(logits, columns, axis=1, batch_dims=1)
-    tilt = tf.exp(beta * scores) * valid_f
+def _direct(rows, options):
+    """`[B]` losses as the formulas read, in float64 TF (no log space), for gradients.
+
+    `rows.logits` and `rows.scores` are float64 tensors; every row needs a negative.
+    """
+    beta, tau = options
+    valid = tf.cast(rows.valid, tf.float64)
+    n = tf.reduce_sum(valid, 1)
+    positive = tf.gather(rows.logits, rows.columns, axis=1, batch_dims=1)
+    tilt = tf.exp(beta * rows.scores) * valid
     weights = tf.stop_gradient(n[:, None] * tilt / tf.reduce_sum(tilt, 1, keepdims=True))
-    terms = weights * tf.exp(logits) * valid_f
+    terms = weights * tf.exp(rows.logits) * valid
     g = tf.reduce_sum(terms, 1)
     if tau > 0:
-        smallest = tf.reduce_min(tf.where(valid, terms, np.inf), 1)
+        smallest = tf.reduce_min(tf.where(rows.valid, terms, np.inf), 1)
         g = tf.maximum((g - tau * n * tf.exp(positive)) / (1 - tau), tf.stop_gradient(n * smallest))
-    rows = tf.math.log(tf.exp(positive) + g) - positive
-    return rows if per_row else tf.reduce_sum(rows)
+    return tf.math.log(tf.exp(positive) + g) - positive
 
 
-@pytest.mark.parametrize("beta,tau", [(2.0, 0.0), (0.0, 0.3), (1.0, 0.6)])
-def test_gradient_matches_the_direct_formula(beta, tau):
-    logits, scores, valid, columns, tf_columns, _ = _problem(4, "diagonal")
-    has = valid.any(1)
-    logits, scores, valid = logits[has], scores[has], valid[has]  # the direct form needs n > 0
-    columns = np.nonzero(has)[0]  # the kept rows' positives stay in their columns
-    x = tf.constant(logits)
+@pytest.mark.parametrize("options", [(2.0, 0.0), (0.0, 0.3), (1.0, 0.6)])
+def test_gradient_matches_the_direct_formula(options):
+    rows, _, _ = _problem(4, "diagonal")
+    has = rows.valid.any(1)  # the direct form needs a negative in every row
+    # The kept rows' positives stay in their columns.
+    rows = Rows(rows.logits[has], rows.scores[has], rows.valid[has], np.nonzero(has)[0])
+    x = tf.constant(rows.logits)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        loss = ops.tilted_debiased_softmax(x, scores, valid, columns, beta, tau)
+        loss = ops.tilted_debiased_softmax(x, rows.scores, rows.valid, rows.columns, *options)
     got = tape.gradient(loss, x).numpy()
-    x64 = tf.constant(logits.astype(np.float64))
+    x64 = tf.constant(rows.logits.astype(np.float64))
     with tf.GradientTape() as tape:
         tape.watch(x64)
-        direct = _direct(x64, scores.astype(np.float64), valid, columns, beta, tau)
+        scores = tf.constant(rows.scores.astype(np.float64))
+        direct = tf.reduce_sum(_direct(rows._replace(logits=x64, scores=scores), options))
     want = tape.gradient(direct, x64).numpy()
     np.testing.assert_allclose(loss.numpy(), direct.numpy(), rtol=1e-5)
     assert np.all(np.isfinite(got))
@@ -167,14 +186,15 @@ def _tensors(*arrays):
     return [tf.constant(a) for a in arrays]
 
 
-def _task_reference(q, c, ids, probabilities, weights, beta, tau, temperature):
+def _task_reference(inputs, options, temperature):
     """In-batch layout with extra negatives, log-Q, accidental hits removed (NumPy)."""
+    q, c, ids, probabilities, weights = inputs
     scores = (q.astype(np.float64) @ c.T.astype(np.float64)) / temperature
     logits = scores - np.log(probabilities.astype(np.float64))[None, :]
     b = len(q)
     own = np.arange(len(c))[None, :] == np.arange(b)[:, None]
     valid = (ids[None, :] != ids[:b, None]) & ~own
-    return reference(logits, scores, valid, np.arange(b), beta, tau, weights)
+    return reference(Rows(logits, scores, valid, np.arange(b)), options, weights)
 
 
 @pytest.mark.parametrize("beta,tau", OPTIONS[1:])
@@ -187,7 +207,7 @@ def test_task_matches_numpy(beta, tau, jit_compile):
     )  # fmt: skip
     tq, tc, tids, tp, tw = _tensors(q, c, ids, probabilities, weights)
     got = task(tq, tc, sample_weight=tw, candidate_sampling_probability=tp, candidate_ids=tids)
-    want = _task_reference(q, c, ids, probabilities, weights, beta, tau, 0.5)
+    want = _task_reference((q, c, ids, probabilities, weights), (beta, tau), 0.5)
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-5)
 
 
@@ -207,18 +227,18 @@ def test_sampled_softmax_task_matches_numpy():
     scores = queries.astype(np.float64) @ table.T.astype(np.float64)
     logits = np.concatenate([scores[np.arange(6), positives][:, None], scores[:, draws]], 1)
     valid = np.concatenate([np.zeros((6, 1), bool), draws[None, :] != positives[:, None]], 1)
-    want = reference(logits, logits, valid, np.zeros(6, int), 1.0, 0.2)
+    want = reference(Rows(logits, logits, valid, np.zeros(6, int)), (1.0, 0.2))
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-5)
 
 
-def _direct_task_loss(q, c, probabilities, weights, beta, tau):
+def _direct_task_loss(q, c, probabilities, weights, options):
     """The task's loss from embeddings in float64 TF: diagonal positives, log-Q, no hits."""
     scores = tf.matmul(q, c, transpose_b=True)
     logits = scores - tf.math.log(tf.constant(probabilities, tf.float64))[None, :]
     b, n = q.shape[0], c.shape[0]
     valid = np.arange(n)[None, :] != np.arange(b)[:, None]
-    rows = _direct(logits, scores, valid, np.arange(b), beta, tau, per_row=True)
-    return tf.reduce_sum(rows * weights.astype(np.float64))
+    losses = _direct(Rows(logits, scores, valid, np.arange(b)), options)
+    return tf.reduce_sum(losses * weights.astype(np.float64))
 
 
 @pytest.mark.parametrize("beta,tau", [(1.0, 0.25), (3.0, 0.0)])
@@ -227,7 +247,7 @@ def test_task_gradients_match_the_direct_formula_with_and_without_jit(beta, tau)
     q, c, _, probabilities, weights = _embeddings(7)
     q64, c64 = tf.Variable(q.astype(np.float64)), tf.Variable(c.astype(np.float64))
     with tf.GradientTape() as tape:
-        direct = _direct_task_loss(q64, c64, probabilities, weights, beta, tau)
+        direct = _direct_task_loss(q64, c64, probabilities, weights, (beta, tau))
     want = [g.numpy() for g in tape.gradient(direct, [q64, c64])]
     for jit_compile in (True, False):
         task = tfn.CorrectedRetrieval(hardness=beta, positive_prior=tau, jit_compile=jit_compile)
