@@ -3,6 +3,7 @@
 from tfrs_negatives.ops.correction import CorrectionInputs
 from tfrs_negatives.ops.diagnostics import StatisticsRequest
 from tfrs_negatives.ops.fused import fused_loss_and_statistics, fused_retrieval_loss
+from tfrs_negatives.ops.hard_weighting import tilted_debiased_softmax
 from tfrs_negatives.ops.ids import fingerprint64, to_int64_ids
 from tfrs_negatives.ops.logits import (
     LOSSES,
@@ -10,6 +11,7 @@ from tfrs_negatives.ops.logits import (
     corrected_logits,
     exclusion_mask,
     retrieval_loss,
+    valid_negatives,
 )
 from tfrs_negatives.ops.logq import (
     CORRECTIONS,
@@ -50,5 +52,7 @@ __all__ = [
     "mask_value",
     "retrieval_loss",
     "softmax_cross_entropy",
+    "tilted_debiased_softmax",
     "to_int64_ids",
+    "valid_negatives",
 ]

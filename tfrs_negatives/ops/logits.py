@@ -3,6 +3,7 @@
 from typing import NamedTuple, Optional
 
 from tfrs_negatives.ops.correction import CorrectionInputs
+from tfrs_negatives.ops.hard_weighting import tilted_debiased_softmax
 from tfrs_negatives.ops.logq import logq_correction, logq_correction_positive_uncorrected
 from tfrs_negatives.ops.losses import bce_loss, bpr_loss, gbce_beta, softmax_cross_entropy
 from tfrs_negatives.ops.masking import accidental_hit_mask, apply_mask, own_column_mask
@@ -20,11 +21,22 @@ class LossChoice(NamedTuple):
         `tfrs_negatives.ops.losses`).
       num_items: Catalogue size, required by `"gbce"`.
       gbce_calibration: gBCE's `t` in `[0, 1]`.
+      hardness: Hardness tilt `beta >= 0` of the softmax's negatives (Robinson et
+        al. 2021); `"softmax"` only (`tfrs_negatives.ops.hard_weighting`).
+      positive_prior: Debiasing prior `tau+` in `[0, 1)` (Chuang et al. 2020);
+        `"softmax"` only.
     """
 
     name: str = "softmax"
     num_items: Optional[int] = None
     gbce_calibration: float = 0.75
+    hardness: float = 0.0
+    positive_prior: float = 0.0
+
+    @property
+    def reweights_negatives(self) -> bool:
+        """Whether the hardness tilt or the debiasing is on (`hard_weighting`)."""
+        return bool(self.hardness or self.positive_prior)
 
 
 def exclusion_mask(scores: tf.Tensor, inputs: CorrectionInputs) -> Optional[tf.Tensor]:
@@ -58,6 +70,14 @@ def exclusion_mask(scores: tf.Tensor, inputs: CorrectionInputs) -> Optional[tf.T
     for part in parts[1:]:
         mask = tf.logical_or(mask, part)
     return mask
+
+
+def valid_negatives(scores: tf.Tensor, inputs: CorrectionInputs) -> tf.Tensor:
+    """`[B, N]` boolean: entries that are negatives of their row (not its positive,
+    not excluded by `exclusion_mask`)."""
+    mask = exclusion_mask(scores, inputs)
+    own = own_column_mask(scores, inputs.positive_columns)
+    return tf.logical_not(own) if mask is None else tf.logical_not(tf.logical_or(own, mask))
 
 
 def corrected_logits(scores: tf.Tensor, inputs: CorrectionInputs) -> tf.Tensor:
@@ -120,11 +140,22 @@ def retrieval_loss(
     choice = choice or LossChoice()
     logits = corrected_logits(scores, inputs)
     columns = inputs.positive_columns
-    if choice.name == "softmax":
+    if choice.reweights_negatives and choice.name != "softmax":
+        argument = "hardness" if choice.hardness else "positive_prior"
+        raise ValueError(f"`{argument}` applies to sampled_loss='softmax', got {choice.name!r}.")
+    if choice.name == "softmax" and not choice.reweights_negatives:
         return softmax_cross_entropy(logits, sample_weight, columns)
-    mask = exclusion_mask(scores, inputs)
-    own = own_column_mask(scores, columns)
-    valid = tf.logical_not(own) if mask is None else tf.logical_not(tf.logical_or(own, mask))
+    valid = valid_negatives(scores, inputs)
+    if choice.name == "softmax":
+        return tilted_debiased_softmax(
+            logits,
+            scores,
+            valid,
+            columns,
+            choice.hardness,
+            choice.positive_prior,
+            sample_weight,
+        )
     if choice.name == "bpr":
         return bpr_loss(logits, valid, sample_weight, columns)
     if choice.name == "bce":

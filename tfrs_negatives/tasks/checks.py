@@ -188,3 +188,38 @@ def gbce_num_items(num_items: Optional[int], sampled_loss: str, sampled: Sequenc
     if not with_catalogue:
         raise ValueError("`num_items` (the catalogue size) is required by the gBCE loss.")
     return with_catalogue[0].catalogue.size
+
+
+def check_hardness(value: Any) -> None:
+    """Raises unless the hardness tilt `beta` is a finite number >= 0."""
+    hardness = _number(value, "hardness")
+    if not (math.isfinite(hardness) and hardness >= 0.0):
+        raise ValueError(f"`hardness` must be a finite number >= 0 (0: no tilt), got {value!r}.")
+
+
+def check_positive_prior(value: Any) -> None:
+    """Raises unless the debiasing prior `tau+` is in `[0, 1)`."""
+    prior = _number(value, "positive_prior")
+    if not (math.isfinite(prior) and 0.0 <= prior < 1.0):
+        raise ValueError(f"`positive_prior` must be in [0, 1) (0: no debiasing), got {value!r}.")
+
+
+def check_reweighting(
+    hardness: float,
+    positive_prior: float,
+    sampled_loss: str,
+    custom_loss: bool,
+    num_hard_negatives: Optional[int],
+) -> None:
+    """Raises if `hardness`/`positive_prior` is set where the loss is not the softmax."""
+    for name, value in (("hardness", hardness), ("positive_prior", positive_prior)):
+        if not value:
+            continue
+        if sampled_loss != "softmax":
+            raise ValueError(f"`{name}` applies to sampled_loss='softmax', got {sampled_loss!r}.")
+        if custom_loss or num_hard_negatives is not None:
+            replaced = "`loss`" if custom_loss else "`num_hard_negatives`"
+            raise ValueError(
+                f"`{name}` ({value!r}) reweights the built-in softmax, which {replaced} "
+                f"replaces: leave {replaced} unset or `{name}` at 0."
+            )

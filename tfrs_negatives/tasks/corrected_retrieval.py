@@ -126,6 +126,22 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         (`tfrs_negatives.ops.losses`); the correction applies to the logits of each.
       num_items: Catalogue size for gBCE; default: the first source's catalogue.
       gbce_calibration: gBCE's `t` in `[0, 1]`.
+      hardness: Hardness tilt `beta >= 0` of the softmax's negatives (Robinson et
+        al. 2021, "Contrastive Learning with Hard Negative Samples", ICLR, HCL):
+        row `i`'s negative term `e^{l_ij}` is weighted by `w_ij = n_i e^{beta s_ij}
+        / sum_k e^{beta s_ik}` over its `n_i` valid negatives (`s` the scores after
+        temperature, before correction; weights held constant in the gradient), so
+        harder negatives count more. 0 (default): no tilt.
+      positive_prior: Debiasing prior `tau+` in `[0, 1)` (Chuang et al. 2020,
+        "Debiased Contrastive Learning", NeurIPS, where STL10 linear accuracy went
+        from 80.15 to 84.26): the share of a row's negatives taken to be unlabelled
+        positives. The negatives' term becomes `g_i = max((sum_j w_ij e^{l_ij} -
+        tau+ n_i e^{l_ip}) / (1 - tau+), n_i min_j w_ij e^{l_ij})` and the row's
+        loss `log(1 + g_i e^{-l_ip})` (the floor, the row's smallest weighted term,
+        replaces the paper's `N e^{-1/t}` of cosine scores; see
+        `tfrs_negatives.ops.hard_weighting`). 0 (default): none. Both options need
+        `sampled_loss="softmax"`, and neither goes with `loss` or
+        `num_hard_negatives` (which replace the loss).
       temperature: Logits are divided by it before correction (as TFRS).
       jit_compile: Compute the loss with XLA (`tf.function(jit_compile=True)`).
       diagnostics: Measure, in every step not called with `training=False`, each
@@ -175,6 +191,8 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         sampled_loss: str = "softmax",
         num_items: Optional[int] = None,
         gbce_calibration: float = 0.75,
+        hardness: float = 0.0,
+        positive_prior: float = 0.0,
         temperature: Optional[float] = None,
         jit_compile: bool = True,
         diagnostics: Optional[bool] = None,
@@ -197,6 +215,11 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         checks.check_correction_strength(correction_strength)
         checks.check_open_unit(probability_clip, "probability_clip")
         checks.check_closed_unit(gbce_calibration, "gbce_calibration")
+        checks.check_hardness(hardness)
+        checks.check_positive_prior(positive_prior)
+        checks.check_reweighting(
+            hardness, positive_prior, sampled_loss, loss is not None, num_hard_negatives
+        )
         checks.check_temperature(temperature)
         checks.check_flag(diagnostics, "diagnostics", allow_none=True)
         checks.check_flag(check_finite, "check_finite")
@@ -229,6 +252,8 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         self.sampled_loss = sampled_loss
         self.num_items = checks.gbce_num_items(num_items, sampled_loss, self.sampled_sources)
         self.gbce_calibration = float(gbce_calibration)
+        self.hardness = float(hardness)
+        self.positive_prior = float(positive_prior)
         self.jit_compile = bool(jit_compile)
         self.diagnostics = beyond_tfrs if diagnostics is None else diagnostics
         self.diagnostics_stride = int(diagnostics_stride)
@@ -508,7 +533,13 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
 
     @property
     def _loss_choice(self) -> ops.LossChoice:
-        return ops.LossChoice(self.sampled_loss, self.num_items, self.gbce_calibration)
+        return ops.LossChoice(
+            self.sampled_loss,
+            self.num_items,
+            self.gbce_calibration,
+            self.hardness,
+            self.positive_prior,
+        )
 
     @property
     def _masks_duplicates(self) -> bool:
@@ -786,6 +817,8 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             sampled_loss=self.sampled_loss,
             num_items=self.num_items,
             gbce_calibration=self.gbce_calibration,
+            hardness=self.hardness,
+            positive_prior=self.positive_prior,
             temperature=self._temperature,
             jit_compile=self.jit_compile,
             diagnostics_stride=self.diagnostics_stride,
