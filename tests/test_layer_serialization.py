@@ -25,7 +25,16 @@ from typing import Any, Dict
 import tfrs_negatives as tfn
 from tfrs_negatives.metrics import PopularityStratifiedRecall
 from tfrs_negatives.mining import HardNegativeTable, KnownPositives
-from tfrs_negatives.negatives import Catalogue, FullCatalogue, InBatch, Mined, Popularity, Uniform
+from tfrs_negatives.negatives import (
+    Cache,
+    Catalogue,
+    CrossBatch,
+    FullCatalogue,
+    InBatch,
+    Mined,
+    Popularity,
+    Uniform,
+)
 
 import numpy as np
 import pytest
@@ -135,6 +144,24 @@ CASES: Dict[str, tuple] = {
     "Mined": (
         _mined,
         dict(count=2, side="query", sample="top", margin=0.25, weight=0.5, seed=3),
+    ),
+    "CrossBatch": (
+        lambda: CrossBatch(memory=6, dim=4, weight=0.5, name="xbm"),
+        dict(memory=6, dim=4, weight=0.5, name="xbm"),
+    ),
+    "Cache": (
+        lambda: Cache(
+            TITLES,
+            count=2,
+            refresh=3,
+            temperature=0.5,
+            known_positives=KnownPositives(["u1", "u2"], ["a", "c"]),
+            dim=4,
+            weight=0.5,
+            seed=7,
+            name="cache",
+        ),
+        dict(count=2, refresh=3, temperature=0.5, dim=4, weight=0.5, seed=7, name="cache"),
     ),
     "CorrectedRetrieval": (
         lambda: tfn.CorrectedRetrieval(
