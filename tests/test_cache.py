@@ -59,29 +59,31 @@ def _context(queries, positives, tower, training=False):
     )
 
 
-def _reference_loss(queries, positives, table, draws, p, q_in_batch, count, mode):  # noqa: PLR0913
-    """NumPy: in-batch log-Q columns, hits removed, then the Cache's corrected row columns."""
-    hits = positives[None, :] == positives[:, None]
-    np.fill_diagonal(hits, False)
-    if mode == "mask":  # inclusion probability of B draws; later copies of an id masked
-        q_in_batch = 1.0 - (1.0 - q_in_batch) ** B
-        later = np.array([positives[j] in positives[:j] for j in range(B)])
-        hits = hits | (later[None, :] & ~np.eye(B, dtype=bool))
-    scores = queries @ table[positives].T - np.log(q_in_batch)[None, :]
-    scores = np.where(hits, -1e9, scores)
-    row_scores = np.einsum("bd,bkd->bk", queries, table[draws])
+def _reference_loss(queries, positives, table, draws, p_all, q_all, count, mode):  # noqa: PLR0913
+    """NumPy: every column of row i corrected by the mixture of B in-batch draws from q and
+    `count` Cache draws from p_i (the balance heuristic), accidental hits removed.
+
+    keep: Q_i(j) = q_j + count p_i(j) / B; mask: 1 - (1 - q_j)^B (1 - p_i(j))^count,
+    later copies of an id masked (in the batch's columns and in each row's draws).
+    """
+    rows = np.arange(B)[:, None]
+    if mode == "keep":
+        mix = lambda j: q_all[j] + count * p_all[rows, j] / B  # noqa: E731
+    else:
+        mix = lambda j: 1 - (1 - q_all[j]) ** B * (1 - p_all[rows, j]) ** count  # noqa: E731
+    columns = np.broadcast_to(positives[None, :], (B, B))
+    scores = queries @ table[positives].T - np.log(mix(columns))
+    masked = (positives[None, :] == positives[:, None]) & ~np.eye(B, dtype=bool)
+    row_scores = np.einsum("bd,bkd->bk", queries, table[draws]) - np.log(mix(draws))
+    row_masked = draws == positives[:, None]
     if mode == "mask":
-        correction = 1.0 - (1.0 - p) ** count
-        duplicate = np.zeros_like(draws, bool)
+        later = np.array([positives[j] in positives[:j] for j in range(B)])
+        masked |= later[None, :] & ~np.eye(B, dtype=bool)
         for i in range(B):
             for s in range(count):
-                duplicate[i, s] = draws[i, s] in draws[i, :s]
-    else:
-        correction = count * p / B  # the shared draws D are the B given candidates
-        duplicate = np.zeros_like(draws, bool)
-    row_scores = row_scores - np.log(correction)
-    row_scores = np.where(duplicate | (draws == positives[:, None]), -1e9, row_scores)
-    logits = np.concatenate([scores, row_scores], 1)
+                row_masked[i, s] |= draws[i, s] in draws[i, :s]
+    shared = np.where(masked, -1e9, scores)
+    logits = np.concatenate([shared, np.where(row_masked, -1e9, row_scores)], 1)
     top = logits.max(1, keepdims=True)
     lse = np.log(np.exp(logits - top).sum(1)) + top[:, 0]
     return float(np.sum(lse - np.diag(scores)))
@@ -93,8 +95,13 @@ def test_task_loss_matches_numpy(mode):
     queries, positives = _batch()
     cache = Cache(np.arange(N), count=3, seed=5, name="cache")
     cache.fill(tower)
-    q = np.linspace(0.05, 0.3, B).astype(np.float32)
-    task = CorrectedRetrieval(negatives=[InBatch(), cache], duplicates=mode, jit_compile=False)
+    q_all = np.linspace(0.01, 0.2, N).astype(np.float32)
+    task = CorrectedRetrieval(
+        frequency=tfn.StaticProbabilities(np.arange(N), q_all),
+        negatives=[InBatch(), cache],
+        duplicates=mode,
+        jit_compile=False,
+    )
     state = cache.generator.state.numpy()
     probe = cache.draw_rows(_context(queries, positives, tower))
     draws, p = probe.ids.numpy(), probe.probabilities.numpy()
@@ -103,16 +110,16 @@ def test_task_loss_matches_numpy(mode):
         tf.constant(queries),
         tower(tf.constant(positives)),
         candidate_ids=tf.constant(positives),
-        candidate_sampling_probability=tf.constant(q),
         candidate_tower=tower,
         training=False,
     )
     table = tower.get_weights()[0].astype(np.float64)
     logits = queries.astype(np.float64) @ table.T
     own = np.arange(N)[None, :] == positives[:, None]
-    expected_p = _softmax(np.where(own, -1e9, logits))
-    np.testing.assert_allclose(p, np.take_along_axis(expected_p, draws, 1), rtol=1e-5)
-    want = _reference_loss(queries, positives, table, draws, p, q, 3, mode)
+    p_all = _softmax(np.where(own, -1e9, logits))
+    np.testing.assert_allclose(p, np.take_along_axis(p_all, draws, 1), rtol=1e-5)
+    q64 = q_all.astype(np.float64)
+    want = _reference_loss(queries, positives, table, draws, p_all, q64, 3, mode)
     assert float(loss) == pytest.approx(want, rel=1e-5)
 
 

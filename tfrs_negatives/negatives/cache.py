@@ -32,7 +32,8 @@ class Cache(NegativeSource):
     gradient flows), and the task corrects each by its per-row probability: the
     inclusion probability `1 - (1 - p_i(j))^count` with `duplicates="mask"` (later
     copies in a row masked), the expected share `count p_i(j) / D` with `"keep"`
-    (see `tfrs_negatives.tasks.columns.sampled_row_corrections`). The draws are
+    (see `tfrs_negatives.tasks.row_mixture`; beside other sources every column is
+    corrected by the whole mixture, `p_i(j)` included). The draws are
     an importance sample of the row's softmax denominator, with a proposal close to
     the model's own softmax: the closer the cache is to the current tower, the
     lower the estimate's variance.
@@ -182,11 +183,20 @@ class Cache(NegativeSource):
         )
         with tf.control_dependencies([probabilities]):  # written after it was read
             self._after_draw(context, tf.reshape(rows, [-1]), embedded)
+
+        def probability_of(any_ids: tf.Tensor, raw_scores: tf.Tensor) -> tf.Tensor:
+            del raw_scores  # the draws follow the cached scores, not the current ones
+            index, known = self.catalogue.lookup(tf.reshape(any_ids, [-1]))
+            index = tf.reshape(index, tf.shape(any_ids))
+            p = tf.exp(tf.gather(log_p, index, batch_dims=1))
+            return tf.where(tf.reshape(known, tf.shape(any_ids)), p, 0.0)
+
         return RowDraw(
             tf.reshape(ids, [b, self.count]),
             tf.reshape(embedded, [b, self.count, -1]),
             valid,
             tf.stop_gradient(probabilities),
+            probability_of,
         )
 
     def _after_draw(self, context: RowContext, rows: tf.Tensor, embedded: tf.Tensor) -> Any:

@@ -46,12 +46,17 @@ class RowDraw(NamedTuple):
         row's draws is the drawn id, when the draws are samples of a known
         per-row distribution (the task corrects them by it); None when they are
         chosen, not sampled (each is then one certain term, as a mined negative).
+      probability_of: With `probabilities`, a function `(ids [B, n] int64,
+        raw_scores [B, n]) -> [B, n]` giving `p_i(j)` at any ids of each row (0 for
+        ids the source cannot draw): the task needs it at the other columns to
+        correct every column by the whole mixture.
     """
 
     ids: tf.Tensor
     embeddings: tf.Tensor
     valid: tf.Tensor
     probabilities: Optional[tf.Tensor] = None
+    probability_of: Optional[Callable] = None
 
 
 def is_training(training: Any) -> tf.Tensor:

@@ -255,6 +255,9 @@ class RowColumns(NamedTuple):
       probabilities: `[B, M]` float32 per-draw probability `p_i(j)` of the draws of
         sources that sample from a per-row distribution (`Cache`, `Dynamic` with
         `select="softmax"`), 0 for chosen (certain) ones; None when no source samples.
+      samplers: `(source, probability_of)` per sampling source: `probability_of(ids
+        [B, n], raw_scores [B, n]) -> [B, n]` is `p_i(j)` of one of its draws for
+        row `i` at any ids (`RowDraw.probability_of`).
     """
 
     scores: Optional[tf.Tensor] = None
@@ -262,6 +265,7 @@ class RowColumns(NamedTuple):
     blocks: tuple = ()
     valid: Optional[tf.Tensor] = None
     probabilities: Optional[tf.Tensor] = None
+    samplers: tuple = ()
 
 
 def _window_draw(source: NegativeSource, anchors: dict, negative_ids, query_ids) -> tuple:
@@ -316,9 +320,12 @@ def draw_row_columns(  # noqa: PLR0913 (each source's anchors, then the tower)
     b = tf.shape(query_embeddings)[0]
     anchors = {"item": positive_ids, "query": query_ids, "features": negative_ids}
     parts, windowed = [], []  # parts: [ids, valid, probabilities, embeddings or None]
+    samplers = []
     for source in per_row:
         if hasattr(source, "draw_rows"):
             draw = source.draw_rows(context)
+            if draw.probability_of is not None:
+                samplers.append((source, draw.probability_of))
             probabilities = draw.probabilities
             if probabilities is None:
                 probabilities = tf.zeros(tf.shape(draw.ids), tf.float32)
@@ -350,6 +357,7 @@ def draw_row_columns(  # noqa: PLR0913 (each source's anchors, then the tower)
         tuple((source, None, source.count) for source in per_row),
         tf.concat([p[1] for p in parts], 1),
         tf.concat([p[2] for p in parts], 1) if sampled else None,
+        tuple(samplers),
     )
 
 
@@ -445,45 +453,6 @@ def distinct_counts(
         else:
             result.append(counts.get(id(source)))
     return result
-
-
-def sampled_row_corrections(
-    rows: RowColumns, mask_duplicates: bool, shared_draws: tf.Tensor, clip_min: float
-):
-    """`(log_q [B, M], duplicate [B, M] bool)` of per-row columns, on the shared columns' scale.
-
-    A sampling source's `k` draws of row `i` (`k` its active draws, `p = p_i(j)`)
-    are corrected as the shared ones are: with `mask_duplicates` by the inclusion
-    probability `1 - (1 - p)^k` (and later copies of an id within the source's
-    block are duplicates, masked); else by the expected share `k p / D`, `D` the
-    step's shared draws (the scale of `Q(j)`, whose shares sum to 1 over `D`). A
-    chosen (certain) draw gets the unit of a mined negative: 1, or `1 / D`.
-
-    Args:
-      rows: The per-row columns, with `probabilities`.
-      mask_duplicates: The task's duplicate mode is "mask".
-      shared_draws: Scalar float32 `D`.
-      clip_min: Lower clip of the probabilities before the log.
-    """
-    unit = tf.ones([]) if mask_duplicates else 1.0 / shared_draws
-    log_q, duplicate, start = [], [], 0
-    for source, _, count in rows.blocks:
-        p = rows.probabilities[:, start : start + count]
-        ids = rows.ids[:, start : start + count]
-        start += count
-        if not (hasattr(source, "draw_rows") and source.samples_rows):
-            log_q.append(tf.fill(tf.shape(p), tf.math.log(unit)))
-            duplicate.append(tf.zeros(tf.shape(p), tf.bool))
-            continue
-        k = tf.cast(source.active_draws(), tf.float32)
-        if mask_duplicates:
-            q = -tf.math.expm1(k * tf.math.log1p(-tf.minimum(p, 1.0 - 1e-7)))
-            duplicate.append(later_copies(ids))
-        else:
-            q = k * p / shared_draws
-            duplicate.append(tf.zeros(tf.shape(p), tf.bool))
-        log_q.append(tf.math.log(tf.clip_by_value(q, clip_min, 1.0)))
-    return tf.concat(log_q, 1), tf.concat(duplicate, 1)
 
 
 def later_copies(ids: tf.Tensor) -> tf.Tensor:

@@ -10,7 +10,7 @@ from tfrs_negatives.negatives.row_draws import RowContext
 from tfrs_negatives.negatives.sources import InBatch, NegativeSource
 from tfrs_negatives.ops.diagnostics import retrieval_statistics
 from tfrs_negatives.ops.losses import positive_logits
-from tfrs_negatives.tasks import checks, replicas
+from tfrs_negatives.tasks import checks, replicas, row_mixture
 from tfrs_negatives.tasks.columns import (
     Columns,
     RowColumns,
@@ -23,7 +23,6 @@ from tfrs_negatives.tasks.columns import (
     joined,
     mixture_probabilities,
     row_exclusions,
-    sampled_row_corrections,
 )
 
 import tensorflow as tf
@@ -529,7 +528,7 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
             return scores, inputs, None
         first = raw_blocks[0]
         positive_scores = positive_logits(first, inputs.positive_columns)
-        return self._add_row_columns(scores, inputs, batch, positive_scores)
+        return self._add_row_columns(scores, inputs, batch, positive_scores, columns, raw_blocks)
 
     @property
     def _loss_choice(self) -> ops.LossChoice:
@@ -622,12 +621,14 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         rest = self.frequency.probability(ids[batch.num_queries :])
         return tf.concat([positives, rest], axis=0)
 
-    def _add_row_columns(
+    def _add_row_columns(  # noqa: PLR0913 (the step's shared columns, then the rows')
         self,
         scores: Tuple[tf.Tensor, ...],
         inputs: ops.CorrectionInputs,
         batch: Batch,
         raw_positive_scores: tf.Tensor,
+        columns: Columns,
+        raw_blocks: Tuple[tf.Tensor, ...],
     ) -> Tuple[Tuple[tf.Tensor, ...], ops.CorrectionInputs, RowColumns]:
         """Appends the mined `[B, M]` columns and extends every column-level input."""
         positive_ids = batch.own(batch.ids)
@@ -658,8 +659,8 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         if self._temperature is not None:
             row_scores = row_scores / self._temperature
         if rows.probabilities is not None:
-            row_scores, excluded = self._sampled_rows_corrected(
-                rows, row_scores, excluded, batch, inputs.probabilities is not None
+            scores, row_scores, excluded = self._mixture_corrected(
+                scores, row_scores, excluded, rows, batch, columns, raw_blocks, inputs
             )
         n = tf.add_n([tf.shape(block)[1] for block in scores])
         m = tf.shape(row_scores)[1]
@@ -686,33 +687,75 @@ class CorrectedRetrieval(tfrs.tasks.Retrieval):
         )
         return (*scores, row_scores), extended, rows
 
-    def _sampled_rows_corrected(
+    def _mixture_corrected(  # noqa: PLR0913 (the step's columns, both kinds)
         self,
-        rows: RowColumns,
+        scores: Tuple[tf.Tensor, ...],
         row_scores: tf.Tensor,
         excluded: tf.Tensor,
+        rows: RowColumns,
         batch: Batch,
-        shared_corrected: bool,
-    ) -> Tuple[tf.Tensor, tf.Tensor]:
-        """`(row_scores, excluded)` with sampled per-row draws corrected (`Cache`, `Dynamic`).
+        columns: Columns,
+        raw_blocks: Tuple[tf.Tensor, ...],
+        inputs: ops.CorrectionInputs,
+    ) -> Tuple[Tuple[tf.Tensor, ...], tf.Tensor, tf.Tensor]:
+        """`(scores, row_scores, excluded)` corrected by the mixture with per-row samplers.
 
-        Their per-row probability is folded into their scores: the loss's own
-        correction of these columns is by the mined unit (`log 1` or `log 1 / D`),
-        so `s - a log q_i(j) + a log unit` is corrected to `s - a log q_i(j)`; `q` is
-        the inclusion probability ("mask", later copies in a row masked) or the
-        expected share ("keep") of `sampled_row_corrections`.
+        See `tfrs_negatives.tasks.row_mixture`: every column of row `i` is corrected
+        by the mixture's probability at `(i, j)`. The difference from the
+        correction the loss applies (the shared `Q(j)`, the mined unit) is folded
+        into the scores: `s - a log q_i(j) + a log q_loss(j)`.
         """
-        log_q, duplicate = sampled_row_corrections(
-            rows, self._masks_duplicates, self._draws(batch.num_given), self.probability_clip
+        mask, draws = self._masks_duplicates, self._draws(batch.num_given)
+        shared_corrected = inputs.probabilities is not None
+        shared_row_q = self._shared_probabilities_of(rows.ids, batch) if shared_corrected else None
+        log_q, duplicate = row_mixture.row_column_log_q(
+            rows, shared_row_q, mask, draws, self.probability_clip
         )
         excluded = tf.logical_or(excluded, duplicate)
         if self.correction is None:
-            return row_scores, excluded
-        unit = 0.0
-        if shared_corrected and not self._masks_duplicates:
-            unit = -tf.math.log(self._draws(batch.num_given))
-        shift = self.correction_strength * (unit - tf.stop_gradient(log_q))
-        return row_scores + shift, excluded
+            return scores, row_scores, excluded
+        a = self.correction_strength
+        unit = -tf.math.log(draws) if shared_corrected and not mask else 0.0
+        row_scores = row_scores + a * (unit - tf.stop_gradient(log_q))
+        if not shared_corrected:
+            return scores, row_scores, excluded
+        shift = row_mixture.shared_column_shift(
+            rows,
+            columns.ids,
+            joined(raw_blocks),
+            inputs.probabilities,
+            mask,
+            draws,
+            self.probability_clip,
+            columns.positive_first,
+        )
+        widths = [tf.shape(block)[1] for block in scores]
+        shifts = tf.split(-a * tf.stop_gradient(shift), widths, axis=1)
+        return tuple(b + d for b, d in zip(scores, shifts)), row_scores, excluded
+
+    def _shared_probabilities_of(self, ids: tf.Tensor, batch: Batch) -> tf.Tensor:
+        """`[B, M]` the shared sources' mixture probability at per-row ids `[B, M]`.
+
+        The in-batch part needs the estimator (`frequency`): with only a given
+        `candidate_sampling_probability` it is unknown beyond the given rows and
+        taken as 0.
+        """
+        flat = tf.reshape(ids, [-1])
+        q = None
+        if self.frequency is not None:
+            q = self.frequency.probability(flat)
+        in_batch = self.in_batch_source is not None
+        if in_batch and q is None:
+            q = tf.zeros(tf.shape(flat), tf.float32)
+        mixture = mixture_probabilities(
+            flat,
+            q if in_batch else None,
+            batch.num_given if in_batch else 0,
+            self.sampled_sources,
+            self._masks_duplicates,
+            stream_probabilities=q,
+        )
+        return tf.reshape(mixture, tf.shape(ids))
 
     def _draws(self, num_given: tf.Tensor) -> tf.Tensor:
         """Shared draws of a step: the given candidates (if in-batch) and each source's."""
