@@ -21,7 +21,8 @@ Runs are `+`-joined parts (the first is the base):
   `xbmM` a cross-batch memory of M positives; `cacheK` K per row from a negative cache;
   `dynMxK` / `dynsmMxK` K of M shared uniform candidates per row, the hardest / by
   softmax sampling; `hclB` hardness weighting beta=B; `dclT` the debiased term tau+=T;
-  `aS` correction strength S; `bpr`, `bce`, `softmax` the run's loss (else --loss).
+  `aS` correction strength S; `bpr`, `bce`, `softmax` the run's loss (else --loss);
+  `nocorr` no log-Q correction (BPR/DNS as published).
 E.g. `logq+cache8`, `none+uniform1` (with `--loss bpr`), `logq+a0.75+dynsm256x8`.
 
 Usage (MovieLens 100K at batch 128):
@@ -56,7 +57,7 @@ import tensorflow as tf
 PART = re.compile(
     r"^(?:(?P<full>full)|uniform(?P<uniform>\d+)|xbm(?P<xbm>\d+)|cache(?P<cache>\d+)"
     r"|dyn(?P<sm>sm)?(?P<cands>\d+)x(?P<keep>\d+)|hcl(?P<hcl>[\d.]+)|dcl(?P<dcl>[\d.]+)"
-    r"|a(?P<a>[\d.]+)|(?P<loss>softmax|bpr|bce))$"
+    r"|a(?P<a>[\d.]+)|(?P<loss>softmax|bpr|bce)|(?P<nocorr>nocorr))$"
 )
 
 
@@ -83,6 +84,8 @@ def parse_run(text: str) -> RunSpec:
             spec.options["correction_strength"] = float(values["a"])
         elif "loss" in values:
             spec.options["sampled_loss"] = values["loss"]
+        elif "nocorr" in values:
+            spec.options["correction"] = None
         else:
             spec.parts.append(values)
     return spec
