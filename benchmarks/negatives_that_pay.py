@@ -234,7 +234,7 @@ def summarise(results: Dict[str, Dict[int, dict]], runs: List[str]) -> List[str]
         f"control: {control}; seeds {seeds}; mean [min, max] over seeds; paired = run - control",
         f"{'run':28s} {'R@100':>15s} {'head':>15s} {'tail':>15s}  {'paired R@100':>24s}"
         f" {'rel':>7s} {'ms/step':>8s} {'x ctrl':>6s} {'ctrl@time':>9s} {'@ctrl time':>10s}"
-        f" {'neg/ex':>7s} {'scored':>7s} {'negs to ctrl R':>14s}",
+        f" {'neg/ex':>7s} {'scored':>7s} {'negs to ctrl R':>14s} {'exs to ctrl R':>13s}",
     ]
     control_final = {s: results[control][s]["curve"][-1] for s in seeds}
     control_ms = np.mean([results[control][s]["step_ms"] for s in seeds])
@@ -256,18 +256,41 @@ def summarise(results: Dict[str, Dict[int, dict]], runs: List[str]) -> List[str]
         )
         reach = [first_reaching(per[s]["curve"], control_final[s]["recall@100"], "negatives")
                  for s in seeds]  # fmt: skip
-        reached = [r for r in reach if r is not None]
-        reach_text = f"{np.mean(reached):.3g}" if len(reached) == len(seeds) else (
-            f"{len(reached)}/{len(seeds)} seeds"
-        )
+        reach_text = _reach_text(reach, len(seeds))
+        examples = [first_reaching(per[s]["curve"], control_final[s]["recall@100"], "examples")
+                    for s in seeds]  # fmt: skip
+        examples_text = _reach_text(examples, len(seeds))
         lines.append(
             f"{run:28s} {cells[0]:>15s} {cells[1]:>15s} {cells[2]:>15s}  "
             f"{diff.mean():+.4f} [{diff.min():+.4f},{diff.max():+.4f}] "
             f"{diff.mean() / base:+7.1%} {ms:8.1f} {ms / control_ms:6.2f} {at_time:9.4f}"
             f" {own_at_control_time:10.4f}"
             f" {per[seeds[0]]['in_loss']:7.0f} {per[seeds[0]]['scored']:7.0f} {reach_text:>14s}"
+            f" {examples_text:>13s}"
         )
     return lines
+
+
+def _reach_text(values: List[Optional[float]], seeds: int) -> str:
+    reached = [v for v in values if v is not None]
+    return f"{np.mean(reached):.3g}" if len(reached) == seeds else f"{len(reached)}/{seeds} seeds"
+
+
+def from_json(paths: List[str]) -> tuple:
+    """`(results, runs, arguments)` of earlier `--output_json` files (same control, same
+    seeds), merged: the first file's control, then every run of every file once."""
+    results: Dict[str, Dict[int, dict]] = {}
+    runs: List[str] = []
+    arguments = None
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+        arguments = arguments or saved["arguments"]
+        for run, per_seed in saved["results"].items():
+            if run not in results:
+                results[run] = {int(seed): value for seed, value in per_seed.items()}
+                runs.append(run)
+    return results, runs, arguments
 
 
 def parser() -> argparse.ArgumentParser:
@@ -276,7 +299,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic_items", type=int, default=0, help="> 0: a synthetic catalogue")
     p.add_argument("--synthetic_users", type=int, default=5000)
     p.add_argument("--synthetic_interactions_per_user", type=float, default=100.0)
-    p.add_argument("--runs", required=True, help="comma-separated; the first is the control")
+    p.add_argument("--runs", default=None, help="comma-separated; the first is the control")
+    p.add_argument(
+        "--from_json",
+        nargs="+",
+        default=None,
+        help="print the summary of earlier --output_json files (merged) instead of training",
+    )
     p.add_argument("--seeds", default="42,1,2")
     p.add_argument("--loss", default="softmax", choices=("softmax", "bpr", "bce"))
     p.add_argument("--item_tower", default="id", choices=protocol.ITEM_TOWERS)
@@ -309,6 +338,14 @@ def load(args, seed: int):
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parser().parse_args(argv)
+    if args.from_json:
+        results, runs, saved = from_json(args.from_json)
+        print(f"batch {saved['batch_size']}, {saved['epochs']} epochs, loss {saved['loss']}, "
+              f"item tower {saved['item_tower']}")  # fmt: skip
+        print("\n".join(summarise(results, runs)))
+        return
+    if not args.runs:
+        raise SystemExit("--runs is required (or --from_json)")
     runs = [r.strip() for r in args.runs.split(",") if r.strip()]
     specs = [parse_run(r) for r in runs]
     seeds = [int(s) for s in args.seeds.split(",")]
