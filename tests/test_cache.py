@@ -163,16 +163,29 @@ def _fit_model(cache, steps=1):
         negatives=[InBatch(), cache],
     )
     model = TwoTower(task)
+    model.item_tower(tf.constant([0]))
+    model.untrained_loss = _full_softmax_loss(model)
     model.compile(optimizer=tf.keras.optimizers.Adagrad(0.1))
     history = model.fit(interactions(n=128, batch=32), epochs=steps, verbose=0)
     return model, history
 
 
+def _full_softmax_loss(model) -> float:
+    """Mean cross-entropy of the training pairs over the whole catalogue (no sampling)."""
+    batch = next(iter(interactions(n=128, batch=128)))
+    scores = tf.matmul(
+        model.query_tower(batch["user"]), model.item_tower.embeddings, transpose_b=True
+    )
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(batch["item"], scores)
+    return float(tf.reduce_mean(losses))
+
+
 def test_fit_is_finite_and_checkpoint_restores_the_cache():
     cache = Cache(np.arange(NUM_ITEMS), count=4, refresh=8, seed=2, name="cache")
     model, history = _fit_model(cache, steps=2)
-    losses = history.history["loss"]
-    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
+    # The epoch losses need not fall: the cache's negatives harden as it fills.
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert _full_softmax_loss(model) < model.untrained_loss - 0.05
     assert "negatives/cache/mass" in history.history
     with tempfile.TemporaryDirectory() as directory:
         path = tf.train.Checkpoint(model=model).save(os.path.join(directory, "ckpt"))
