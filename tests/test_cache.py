@@ -173,9 +173,9 @@ def _fit_model(cache, steps=1):
 def _full_softmax_loss(model) -> float:
     """Mean cross-entropy of the training pairs over the whole catalogue (no sampling)."""
     batch = next(iter(interactions(n=128, batch=128)))
-    scores = tf.matmul(
-        model.query_tower(batch["user"]), model.item_tower.embeddings, transpose_b=True
-    )
+    queries = tf.cast(model.query_tower(batch["user"]), tf.float32)
+    items = tf.cast(model.item_tower.embeddings, tf.float32)
+    scores = tf.matmul(queries, items, transpose_b=True)
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(batch["item"], scores)
     return float(tf.reduce_mean(losses))
 
