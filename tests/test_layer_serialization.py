@@ -29,6 +29,7 @@ from tfrs_negatives.negatives import (
     Cache,
     Catalogue,
     CrossBatch,
+    Dynamic,
     FullCatalogue,
     InBatch,
     Mined,
@@ -162,6 +163,24 @@ CASES: Dict[str, tuple] = {
             name="cache",
         ),
         dict(count=2, refresh=3, temperature=0.5, dim=4, weight=0.5, seed=7, name="cache"),
+    ),
+    "Dynamic": (
+        lambda: Dynamic(
+            TITLES,
+            candidates=4,
+            keep=2,
+            select="softmax",
+            temperature=0.5,
+            margin=0.1,
+            known_positives=KnownPositives(["u1", "u2"], ["a", "c"]),
+            counts=[1, 1, 2, 3, 5],
+            power=0.75,
+            weight=0.5,
+            seed=7,
+            name="dynamic",
+        ),
+        dict(candidates=4, keep=2, select="softmax", temperature=0.5, margin=0.1, power=0.75,
+             counts=[1.0, 1.0, 2.0, 3.0, 5.0], weight=0.5, seed=7, name="dynamic"),
     ),
     "CorrectedRetrieval": (
         lambda: tfn.CorrectedRetrieval(

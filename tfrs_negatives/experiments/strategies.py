@@ -14,6 +14,11 @@ estimator and accidental-hit removal):
   softmax of its scores against a cache of the whole catalogue's embeddings,
   re-embedded and corrected per row (`negatives.Cache`; `num_negatives` rows of
   the cache refreshed per step, besides the drawn ones and the positives);
+* `dynamic`: in-batch plus, per example, the `hard_count` highest-scoring of
+  `max(num_negatives, hard_count)` uniform candidates drawn per step and scored by
+  the current towers (`negatives.Dynamic`, DNS; known positives excluded);
+* `dynamic_softmax`: the same candidates, `hard_count` per example sampled by the
+  softmax of their scores and corrected by its estimated probability;
 * `hard`: `mixed` plus `hard_count` mined negatives per example from ranks
   `hard_window` of the positive's neighbours in the item tower (re-mined every
   epoch; none during a warm-up epoch, then ramped up over one epoch);
@@ -27,7 +32,8 @@ positives (their number is the batch size minus one, so its value only switches 
 on or off); the other sources divide the per-example budget `num_negatives` in
 proportion to their values: `uniform` and `popularity` draw that many candidates
 per step (shared by the batch), `cross_batch` keeps that many past positives,
-`hard` mines that many per example, `cache` samples that many per example.
+`hard` mines that many per example, `cache` samples that many per example,
+`dynamic` keeps that many per example (the hardest of `num_negatives` candidates).
 """
 
 import dataclasses
@@ -50,13 +56,15 @@ STRATEGIES = (
     "popularity",
     "cross_batch",
     "cache",
+    "dynamic",
+    "dynamic_softmax",
     "hard",
     "hardest",
     "full_softmax",
     "mix",
 )
 DEFAULT_STRATEGIES = ("inbatch", "logq", "mixed", "hard", "full_softmax")
-MIX_SOURCES = ("inbatch", "uniform", "popularity", "cross_batch", "cache", "hard")
+MIX_SOURCES = ("inbatch", "uniform", "popularity", "cross_batch", "cache", "dynamic", "hard")
 MINERS = ("brute", "scann")
 
 
@@ -298,6 +306,8 @@ def _source_counts(name: str, options: StrategyOptions) -> Tuple[Dict[str, int],
         counts["cross_batch"] = k
     if name == "cache":
         counts["cache"] = options.hard_count
+    if name in ("dynamic", "dynamic_softmax"):
+        counts[name] = options.hard_count
     if name in ("hard", "hardest"):
         counts["hard"] = options.hard_count
     window = options.hardest_window if name == "hardest" else options.hard_window
@@ -349,7 +359,26 @@ def _sampled_sources(counts: Dict[str, int], split: Split, options: StrategyOpti
                 name="cache",
             )
         )
+    for select, key in (("top", "dynamic"), ("softmax", "dynamic_softmax")):
+        if key in counts:
+            sources.append(_dynamic_source(counts[key], select, split, options))
     return sources
+
+
+def _dynamic_source(
+    keep: int, select: str, split: Split, options: StrategyOptions
+) -> negatives.Dynamic:
+    """`keep` per example among `max(num_negatives, keep)` uniform candidates per step."""
+    candidates = max(min(options.num_negatives, len(split.items)), keep)
+    return negatives.Dynamic(
+        split.items,
+        candidates=candidates,
+        keep=keep,
+        select=select,
+        known_positives=KnownPositives(split.train_users, split.train_items),
+        seed=options.seed + 3,
+        name="dynamic",
+    )
 
 
 def chosen(text: str, mix: Optional[str]) -> List[str]:

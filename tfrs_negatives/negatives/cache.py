@@ -318,12 +318,12 @@ def _check_integer(value: Any, name: str, minimum: int) -> None:
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
 
 
-def _check_no_replicas() -> None:
+def _check_no_replicas(owner: str = "Cache") -> None:
     if not tf.distribute.has_strategy():
         return
     context = tf.distribute.get_replica_context()
     if context is not None and context.num_replicas_in_sync > 1:
         raise NotImplementedError(
-            f"Cache does not support {type(tf.distribute.get_strategy()).__name__} with "
+            f"{owner} does not support {type(tf.distribute.get_strategy()).__name__} with "
             f"{context.num_replicas_in_sync} replicas yet: train on one device."
         )
